@@ -1,0 +1,76 @@
+"""The contract every runtime backend implements (see DESIGN.md, "Interfaces").
+
+Backends never read the clock: `bench.timing` times `run()`. `run()` must return only once
+the inference is complete (device backends synchronise inside it), so that the timing is true.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from bench.errors import BackendUnavailable, PrecisionMismatch
+
+__all__ = ["Backend", "BackendUnavailable", "LoadSpec", "PrecisionMismatch"]
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What a backend needs to prepare one cell.
+
+    `source` is an ONNX file path when the backend consumes "onnx", and a model reference
+    (registry name or `module:function`) when it consumes "torch".
+    """
+
+    source: str
+    precision: str = "fp32"
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    threads: int | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """One inference runtime on one device."""
+
+    name: ClassVar[str]
+    device: ClassVar[str]
+    consumes: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    @classmethod
+    @abc.abstractmethod
+    def check_available(cls) -> None:
+        """Raise `BackendUnavailable` with the reason when this backend cannot run here."""
+
+    @abc.abstractmethod
+    def load(self, spec: LoadSpec) -> None:
+        """Create the session / compile the model. Timed by the caller as load time."""
+
+    @abc.abstractmethod
+    def bind(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Place inputs where `run()` reads them, once, outside the timed loop."""
+
+    @abc.abstractmethod
+    def run(self) -> None:
+        """One inference on the bound inputs; returns when the result is complete."""
+
+    @abc.abstractmethod
+    def outputs(self) -> dict[str, np.ndarray]:
+        """Host copies of the outputs of the last `run()`, keyed by output name."""
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """End to end: host arrays in, host arrays out, including the runtime's copies."""
+        self.bind(inputs)
+        self.run()
+        return self.outputs()
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, str]:
+        """Effective settings read back from the runtime: providers, precision, threads."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the session or compiled model."""

@@ -1,0 +1,132 @@
+"""OpenVINO on the CPU device, with the inference precision pinned and read back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from backends.base import Backend, BackendUnavailable, LoadSpec, PrecisionMismatch
+
+#: bench precision -> OpenVINO element type name for INFERENCE_PRECISION_HINT.
+_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+#: Properties read back from the compiled model into the record.
+_READ_BACK = (
+    "INFERENCE_PRECISION_HINT",
+    "INFERENCE_NUM_THREADS",
+    "NUM_STREAMS",
+    "PERFORMANCE_HINT",
+    "OPTIMAL_NUMBER_OF_INFER_REQUESTS",
+    "ENABLE_CPU_PINNING",
+    "EXECUTION_DEVICES",
+)
+
+
+def _import_ov():
+    try:
+        import openvino
+    except ImportError as exc:
+        raise BackendUnavailable(f"openvino is not installed ({exc})") from exc
+    return openvino
+
+
+def _property_text(value: Any) -> str:
+    if hasattr(value, "get_type_name"):
+        return value.get_type_name()
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value).split(".")[-1]
+
+
+class OpenVinoCpu(Backend):
+    """OpenVINO Runtime, CPU plugin. Inputs are set once on the infer request.
+
+    Options: `shapes=static` (default: reshape to the cell's shapes, as benchmark_app's
+    `-shape` does) or `shapes=dynamic`; any other KEY=VALUE goes to `compile_model`.
+    """
+
+    name = "openvino"
+    device = "cpu"
+    consumes = "onnx"
+    precisions = ("fp32", "bf16")
+    ov_device = "CPU"
+
+    def __init__(self) -> None:
+        self._compiled: Any = None
+        self._request: Any = None
+        self._shapes = "static"
+
+    @classmethod
+    def check_available(cls) -> None:
+        ov = _import_ov()
+        devices = ov.Core().available_devices
+        if cls.ov_device not in devices:
+            raise BackendUnavailable(
+                f"OpenVINO sees no {cls.ov_device} device (devices: {', '.join(devices)})"
+            )
+
+    def load(self, spec: LoadSpec) -> None:
+        ov = _import_ov()
+        core = ov.Core()
+        model = core.read_model(spec.source)
+        options = dict(spec.options)
+        self._shapes = options.pop("shapes", "static")
+        if self._shapes not in ("static", "dynamic"):
+            raise ValueError(f"openvino option shapes={self._shapes!r}; valid: static, dynamic")
+        if self._shapes == "static" and spec.input_shapes:
+            model.reshape({name: list(shape) for name, shape in spec.input_shapes.items()})
+        wanted = _PRECISION_HINTS[spec.precision]
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": wanted,
+        }
+        if spec.threads:
+            config["INFERENCE_NUM_THREADS"] = spec.threads
+        config.update(options)
+        self._compiled = core.compile_model(model, self.ov_device, config)
+        effective = _property_text(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        if effective != wanted:
+            raise PrecisionMismatch(
+                f"asked OpenVINO for {wanted} inference, the compiled model uses {effective}"
+            )
+        self._request = self._compiled.create_infer_request()
+
+    def bind(self, inputs: Mapping[str, np.ndarray]) -> None:
+        ov = _import_ov()
+        expected = sorted(i.get_any_name() for i in self._compiled.inputs)
+        if expected != sorted(inputs):
+            raise ValueError(f"model inputs are {expected}, got {sorted(inputs)}")
+        for name, array in inputs.items():
+            self._request.set_tensor(name, ov.Tensor(np.ascontiguousarray(array)))
+
+    def run(self) -> None:
+        self._request.infer()
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        return {
+            out.get_any_name(): np.array(self._request.get_tensor(out).data, copy=True)
+            for out in self._compiled.outputs
+        }
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self._request.infer(dict(inputs))
+        return {
+            out.get_any_name(): np.array(results[out], copy=True) for out in self._compiled.outputs
+        }
+
+    def describe(self) -> dict[str, str]:
+        ov = _import_ov()
+        settings = {"runtime": f"openvino {ov.get_version()}", "shapes": self._shapes}
+        for key in _READ_BACK:
+            try:
+                settings[key] = _property_text(self._compiled.get_property(key))
+            except RuntimeError:
+                continue
+        settings["precision"] = settings.get("INFERENCE_PRECISION_HINT", "unknown")
+        settings["device_name"] = str(ov.Core().get_property(self.ov_device, "FULL_DEVICE_NAME"))
+        return settings
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None

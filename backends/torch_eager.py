@@ -1,0 +1,119 @@
+"""PyTorch eager: the reference and the speed baseline. Consumes the model, not an export."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from backends.base import Backend, BackendUnavailable, LoadSpec
+
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise BackendUnavailable(f"torch is not installed ({exc})") from exc
+    return torch
+
+
+class TorchEager(Backend):
+    """`module(*inputs)` under `torch.inference_mode()`."""
+
+    name = "torch"
+    device = "cpu"
+    consumes = "torch"
+    precisions = ("fp32", "bf16")
+    torch_device: ClassVar[str] = "cpu"
+
+    def __init__(self) -> None:
+        self._module: Any = None
+        self._args: list[Any] = []
+        self._result: tuple[Any, ...] = ()
+        self._output_names: list[str] = []
+        self._input_names: list[str] = []
+        self._dtype: Any = None
+
+    @classmethod
+    def check_available(cls) -> None:
+        _import_torch()
+
+    def load(self, spec: LoadSpec) -> None:
+        torch = _import_torch()
+        from models import resolve_model
+
+        model = resolve_model(spec.source)
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        self._dtype = getattr(torch, _DTYPES[spec.precision])
+        self._module = model.build_module().to(device=self.torch_device, dtype=self._dtype)
+        self._input_names = model.input_names
+        self._output_names = model.output_names
+
+    def _to_device(self, array: np.ndarray) -> Any:
+        torch = _import_torch()
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.torch_device)
+        return tensor.to(self._dtype) if tensor.is_floating_point() else tensor
+
+    def bind(self, inputs: Mapping[str, np.ndarray]) -> None:
+        if sorted(self._input_names) != sorted(inputs):
+            raise ValueError(f"model inputs are {self._input_names}, got {sorted(inputs)}")
+        self._args = [self._to_device(inputs[name]) for name in self._input_names]
+
+    def run(self) -> None:
+        torch = _import_torch()
+        with torch.inference_mode():
+            result = self._module(*self._args)
+        self._result = result if isinstance(result, tuple | list) else (result,)
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        arrays = []
+        for tensor in self._result:
+            tensor = tensor.detach().cpu()
+            arrays.append((tensor.float() if tensor.is_floating_point() else tensor).numpy())
+        if len(arrays) != len(self._output_names):
+            raise ValueError(
+                f"model returned {len(arrays)} outputs, spec names {len(self._output_names)}"
+            )
+        return dict(zip(self._output_names, arrays, strict=True))
+
+    def describe(self) -> dict[str, str]:
+        torch = _import_torch()
+        return {
+            "runtime": f"torch {torch.__version__}",
+            "device": self.torch_device,
+            "precision": str(self._dtype).removeprefix("torch."),
+            "threads": str(torch.get_num_threads()),
+            "mode": "eager, inference_mode",
+        }
+
+    def close(self) -> None:
+        self._module = None
+        self._args = []
+        self._result = ()
+
+
+class TorchCuda(TorchEager):
+    """PyTorch eager on the GPU; `run()` synchronises so the timing covers the kernels."""
+
+    name = "torch-cuda"
+    device = "cuda"
+    torch_device = "cuda"
+
+    @classmethod
+    def check_available(cls) -> None:
+        torch = _import_torch()
+        if not torch.cuda.is_available():
+            raise BackendUnavailable(f"torch {torch.__version__} sees no CUDA device")
+
+    def run(self) -> None:
+        super().run()
+        _import_torch().cuda.synchronize()
+
+    def describe(self) -> dict[str, str]:
+        settings = super().describe()
+        settings["device_name"] = _import_torch().cuda.get_device_name()
+        return settings

@@ -1,0 +1,345 @@
+"""Command line: `bench run`, `bench list`, `bench report`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import socket
+import sys
+from pathlib import Path
+
+from bench.config import BASELINE_BACKEND, DEFAULT_BACKENDS, RunConfig, default_cache_dir
+from bench.errors import BenchError
+from bench.results import CLEAN_STATUSES, ENV_FILE, RUN_FILE
+
+MAX_BATCH = 65536
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ints(flag: str, text: str) -> tuple[int, ...]:
+    values = []
+    for part in _csv(text):
+        try:
+            values.append(int(part))
+        except ValueError:
+            raise BenchError(f"{flag}: {part!r} is not a whole number") from None
+    if not values:
+        raise BenchError(f"{flag}: give at least one value")
+    return tuple(dict.fromkeys(values))
+
+
+def _positive(flag: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise BenchError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value:g}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Export PyTorch models to ONNX, run them on several runtimes, check the "
+        "numbers against PyTorch and measure latency.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a sweep and write results/<run-id>/")
+    run.add_argument(
+        "--models",
+        default="simple_cnn",
+        help="comma-separated registry names or module:function / file.py:function "
+        "(default: simple_cnn)",
+    )
+    run.add_argument(
+        "--backends",
+        default=",".join(DEFAULT_BACKENDS),
+        help=f"comma-separated backend names (default: {','.join(DEFAULT_BACKENDS)}); "
+        f"'{BASELINE_BACKEND}' is added as the reference baseline unless --no-baseline",
+    )
+    run.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help=f"do not add the '{BASELINE_BACKEND}' baseline cells",
+    )
+    run.add_argument(
+        "--exporter",
+        default="auto",
+        choices=["auto", "dynamo", "torchscript"],
+        help="auto: the dynamo exporter, falling back to TorchScript when it cannot "
+        "write the requested opset (default: auto)",
+    )
+    run.add_argument(
+        "--opsets", default="13,17,18", help="comma-separated ONNX opsets (default: 13,17,18)"
+    )
+    run.add_argument(
+        "--batch-sizes", default="1,8,32", help="comma-separated batch sizes (default: 1,8,32)"
+    )
+    run.add_argument(
+        "--precisions", default="fp32", help="comma-separated: fp32, bf16 (default: fp32)"
+    )
+    run.add_argument(
+        "--warmup-iters", type=int, default=10, help="warm-up iterations at least (default: 10)"
+    )
+    run.add_argument(
+        "--warmup-time", type=float, default=0.2, help="warm-up seconds at least (default: 0.2)"
+    )
+    run.add_argument(
+        "--min-iters", type=int, default=50, help="timed iterations at least (default: 50)"
+    )
+    run.add_argument(
+        "--min-time", type=float, default=1.0, help="timed seconds at least (default: 1.0)"
+    )
+    run.add_argument(
+        "--max-time",
+        type=float,
+        default=10.0,
+        help="stop timing a cell after this many seconds (default: 10)",
+    )
+    run.add_argument(
+        "--target-ci",
+        type=float,
+        default=0.02,
+        help="stop once the 95%% CI of the median is within this fraction of it; "
+        "0 stops at the minimums (default: 0.02)",
+    )
+    run.add_argument(
+        "--parity-seeds",
+        default="0,1",
+        help="seeds of the input batches compared with PyTorch (default: 0,1)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads for every runtime (default: each runtime's own)",
+    )
+    run.add_argument(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="BACKEND.KEY=VALUE",
+        help="a runtime setting, e.g. openvino.PERFORMANCE_HINT=THROUGHPUT or "
+        "ort-cpu.graph_optimization_level=basic (repeatable)",
+    )
+    run.add_argument(
+        "--no-end-to-end",
+        action="store_true",
+        help="skip the end-to-end (host arrays in and out) latency",
+    )
+    run.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=600.0,
+        help="seconds before a cell's worker is killed (default: 600)",
+    )
+    run.add_argument("--out", default=None, help="run folder (default: results/<run-id>)")
+    run.add_argument(
+        "--cache-dir",
+        default=None,
+        help="export cache (default: $BENCH_CACHE_DIR or ~/.cache/bench/exports)",
+    )
+    run.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help="exit 0 even when cells failed, crashed, timed out or failed parity",
+    )
+
+    sub.add_parser("list", help="list models and backends, and whether each backend runs here")
+
+    report = sub.add_parser("report", help="rebuild the report files of a run folder")
+    report.add_argument("run_dir", help="a run folder holding results.jsonl and env.json")
+    return parser
+
+
+def _backend_options(
+    items: list[str], backends: tuple[str, ...]
+) -> tuple[tuple[str, str, str], ...]:
+    parsed = []
+    for item in items:
+        name, dot, rest = item.partition(".")
+        key, eq, value = rest.partition("=")
+        if not dot or not eq or not key:
+            raise BenchError(f"--backend-option {item!r}: expected BACKEND.KEY=VALUE")
+        if name not in backends:
+            raise BenchError(
+                f"--backend-option {item!r}: backend {name!r} is not in this run; "
+                f"valid: {', '.join(backends)}"
+            )
+        parsed.append((name, key, value))
+    return tuple(parsed)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Validate every flag and build the run's frozen config (raises `BenchError`)."""
+    from backends import backend_entry
+    from bench.export import validate_opsets
+    from bench.timing import TimingPolicy
+    from models import resolve_model
+    from models.spec import PRECISIONS
+
+    models = tuple(dict.fromkeys(_csv(args.models)))
+    if not models:
+        raise BenchError("--models: give at least one model")
+    for model in models:
+        resolve_model(model)
+    backends = list(dict.fromkeys(_csv(args.backends)))
+    if not backends:
+        raise BenchError("--backends: give at least one backend")
+    for backend in backends:
+        backend_entry(backend)
+    if not args.no_baseline and BASELINE_BACKEND not in backends:
+        backends.append(BASELINE_BACKEND)
+    opsets = _ints("--opsets", args.opsets)
+    validate_opsets(list(opsets), args.exporter)
+    batches = _ints("--batch-sizes", args.batch_sizes)
+    for batch in batches:
+        if not 1 <= batch <= MAX_BATCH:
+            raise BenchError(f"--batch-sizes: {batch} is out of range; valid: 1 to {MAX_BATCH}")
+    precisions = tuple(dict.fromkeys(_csv(args.precisions)))
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise BenchError(f"--precisions: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if not precisions:
+        raise BenchError(f"--precisions: give at least one of {', '.join(PRECISIONS)}")
+    _positive("--warmup-iters", args.warmup_iters, allow_zero=True)
+    _positive("--warmup-time", args.warmup_time, allow_zero=True)
+    _positive("--min-iters", args.min_iters)
+    _positive("--min-time", args.min_time, allow_zero=True)
+    _positive("--max-time", args.max_time)
+    _positive("--target-ci", args.target_ci, allow_zero=True)
+    _positive("--cell-timeout", args.cell_timeout)
+    if args.max_time < args.min_time:
+        raise BenchError(f"--max-time {args.max_time:g} is below --min-time {args.min_time:g}")
+    if args.threads is not None:
+        _positive("--threads", args.threads)
+    seeds = _ints("--parity-seeds", args.parity_seeds)
+    return RunConfig(
+        models=models,
+        backends=tuple(backends),
+        exporter=args.exporter,
+        opsets=opsets,
+        batch_sizes=batches,
+        precisions=precisions,
+        timing=TimingPolicy(
+            warmup_iters=args.warmup_iters,
+            warmup_time=args.warmup_time,
+            min_iters=args.min_iters,
+            min_time=args.min_time,
+            max_time=args.max_time,
+            target_ci=args.target_ci,
+        ),
+        parity_seeds=seeds,
+        threads=args.threads,
+        backend_options=_backend_options(args.backend_option, tuple(backends)),
+        end_to_end=not args.no_end_to_end,
+        cell_timeout=args.cell_timeout,
+        cache_dir=str(Path(args.cache_dir) if args.cache_dir else default_cache_dir()),
+    )
+
+
+def _new_run_dir(out: str | None) -> tuple[Path, str]:
+    run_id = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{socket.gethostname()[:20]}"
+    run_dir = Path(out) if out else Path("results") / run_id
+    if out is None:
+        suffix = 1
+        while run_dir.exists():
+            suffix += 1
+            run_dir = Path("results") / f"{run_id}-{suffix}"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchError(f"--out: cannot write to {run_dir} ({exc.strerror or exc})") from None
+    if (run_dir / "results.jsonl").exists():
+        raise BenchError(f"--out: {run_dir} already holds a run; choose another folder")
+    return run_dir, run_dir.name
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    config = config_from_args(args)
+    run_dir, run_id = _new_run_dir(args.out)
+    from bench.envinfo import collect_env
+    from bench.report import terminal_table, write_reports
+    from bench.results import ResultsWriter, write_json
+    from bench.runner import Runner, StopRequest
+
+    env = collect_env(argv)
+    write_json(run_dir / ENV_FILE, env)
+    write_json(run_dir / RUN_FILE, {"run_id": run_id, "config": config.to_record()})
+    runner = Runner(config, run_dir, run_id)
+    cells = runner.cells()
+    print(f"bench: {len(cells)} cells -> {run_dir}")
+    writer = ResultsWriter(run_dir)
+    with StopRequest() as stop:
+        try:
+            records = runner.run(writer, cells, stop)
+        finally:
+            writer.close()
+    paths = write_reports(run_dir, records, env)
+    print()
+    print(terminal_table(records))
+    print()
+    print(f"run folder: {run_dir}")
+    for path in paths:
+        print(f"  {path}")
+    if len(records) < len(cells):
+        print(f"stopped after {len(records)} of {len(cells)} cells", file=sys.stderr)
+        return 130
+    bad = [r for r in records if r["status"] not in CLEAN_STATUSES]
+    if bad:
+        print(f"{len(bad)} cell(s) failed, crashed, timed out or failed parity", file=sys.stderr)
+        return 0 if args.allow_failures else 1
+    return 0
+
+
+def cmd_list() -> int:
+    from backends import BACKENDS, availability, load_backend_class
+    from models import MODELS, resolve_model
+
+    print("models:")
+    for name in MODELS:
+        spec = resolve_model(name)
+        inputs = ", ".join(
+            f"{i.name} {i.dtype}[{','.join(map(str, i.shape))}]" for i in spec.inputs
+        )
+        print(f"  {name:<14} {inputs} -> {', '.join(spec.output_names)}")
+    print("backends:")
+    for name, entry in BACKENDS.items():
+        cls = load_backend_class(entry.target)
+        ok, reason = availability(name)
+        state = "available" if ok else f"unavailable: {reason}"
+        print(f"  {name:<11} {cls.device:<5} consumes {cls.consumes:<6} {state}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import write_reports
+    from bench.results import read_json, read_records
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise BenchError(f"{run_dir} is not a folder")
+    records = read_records(run_dir)
+    env = read_json(run_dir / ENV_FILE)
+    for path in write_reports(run_dir, records, env):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        if args.command == "run":
+            return cmd_run(args, ["python", "-m", "bench", *argv])
+        if args.command == "list":
+            return cmd_list()
+        return cmd_report(args)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2

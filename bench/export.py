@@ -1,0 +1,237 @@
+"""torch.onnx.export, once per (model, exporter, opset), cached on disk.
+
+Facts this module is built on (torch 2.13, see DESIGN.md): the dynamo exporter asked for
+opset 9-13 quietly writes opset 18; the TorchScript exporter honours opsets up to 20. So the
+opset actually written is always read back from the file, and `auto` falls back to
+TorchScript when the dynamo exporter cannot deliver the requested opset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.timing import seconds
+from models.spec import ModelSpec
+
+EXPORTERS = ("auto", "dynamo", "torchscript")
+LOG_TAIL_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """One export: where the file is and what was actually written."""
+
+    ok: bool
+    exporter_requested: str
+    exporter_used: str
+    opset_requested: int
+    opset_actual: int | None = None
+    path: str | None = None
+    sha256: str | None = None
+    export_s: float | None = None
+    cached: bool = False
+    fallback_reason: str | None = None
+    error: str | None = None
+
+    def to_record(self) -> dict:
+        return asdict(self)
+
+
+def opset_ranges() -> dict[str, tuple[int, int]]:
+    """(min, max) opset each installed exporter accepts."""
+    try:
+        from torch.onnx import _constants as c
+
+        low, high = c.ONNX_MIN_OPSET, c.ONNX_MAX_OPSET
+        ts_high = getattr(c, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20)
+    except ImportError:  # pragma: no cover - torch layout changed
+        low, high, ts_high = 7, 23, 20
+    return {"dynamo": (low, high), "torchscript": (low, ts_high), "auto": (low, high)}
+
+
+def validate_opsets(opsets: list[int], exporter: str) -> None:
+    """Raise `BenchError` for opsets the chosen exporter cannot write."""
+    ranges = opset_ranges()
+    low, high = ranges[exporter]
+    bad = [o for o in opsets if not low <= o <= high]
+    if bad:
+        described = ", ".join(f"{name} {lo}-{hi}" for name, (lo, hi) in ranges.items())
+        raise BenchError(
+            f"opset {bad[0]} cannot be written with exporter {exporter!r}; valid: {described}"
+        )
+
+
+def actual_opset(path: str | Path) -> int:
+    """The default-domain opset recorded in an ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    raise ValueError(f"{path} declares no default-domain opset")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[list[str]]:
+    """Send fd 1 and 2 (C++ and Python) to a temporary file; yield a list that gets its text."""
+    holder: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            for fd in (1, 2):
+                os.dup2(sink.fileno(), fd)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield holder
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            holder.append(sink.read().decode(errors="replace"))
+
+
+def _cache_key(spec: ModelSpec, exporter: str, opset: int) -> str:
+    import torch
+
+    def ver(pkg: str) -> str:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return "-"
+
+    parts = [
+        spec.source_hash(),
+        exporter,
+        str(opset),
+        torch.__version__,
+        ver("onnxscript"),
+        ver("onnx"),
+        json.dumps(dict(spec.export_dims), sort_keys=True),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _run_exporter(spec: ModelSpec, module, exporter: str, opset: int, path: Path) -> None:
+    import torch
+
+    example = spec.make_inputs(spec.export_dims, seed=0)
+    args = tuple(torch.from_numpy(example[name]) for name in spec.input_names)
+    common = dict(
+        export_params=True,
+        opset_version=opset,
+        do_constant_folding=True,
+        input_names=spec.input_names,
+        output_names=spec.output_names,
+    )
+    if exporter == "dynamo":
+        dims: dict[str, object] = {}
+        shapes = tuple(
+            {
+                axis: dims.setdefault(name, torch.export.Dim(name))
+                for axis, name in i.dynamic_dims().items()
+            }
+            or None
+            for i in spec.inputs
+        )
+        torch.onnx.export(module, args, str(path), dynamo=True, dynamic_shapes=shapes, **common)
+    else:
+        axes = {i.name: i.dynamic_dims() for i in spec.inputs if i.dynamic_dims()}
+        torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
+
+
+def export_once(
+    spec: ModelSpec, module, exporter: str, opset: int, cache_dir: Path
+) -> ExportResult:
+    """Export with one concrete exporter, or reuse the cached file. Never raises for the model."""
+    import onnx
+
+    key = _cache_key(spec, exporter, opset)
+    safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in spec.name)[:60]
+    # One folder per export, so weights saved as external data stay beside their graph.
+    folder = cache_dir / f"{safe_name}-{exporter}-op{opset}-{key}"
+    path, meta_path = folder / "model.onnx", folder / "export.json"
+    if meta_path.exists() and path.exists():
+        return replace(ExportResult(**json.loads(meta_path.read_text())), cached=True)
+    tmp_folder = cache_dir / f".{folder.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp_folder, ignore_errors=True)
+    tmp_folder.mkdir(parents=True)
+    log: list[str] = []
+
+    def write_and_check() -> None:
+        _run_exporter(spec, module, exporter, opset, tmp_folder / "model.onnx")
+        onnx.checker.check_model(str(tmp_folder / "model.onnx"))
+
+    try:
+        with captured_output() as log:
+            _, elapsed = seconds(write_and_check)
+    except Exception as exc:
+        shutil.rmtree(tmp_folder, ignore_errors=True)
+        text = "".join(log)[-LOG_TAIL_CHARS:]
+        message = f"{type(exc).__name__}: {exc}".strip()[:LOG_TAIL_CHARS]
+        return ExportResult(
+            ok=False,
+            exporter_requested=exporter,
+            exporter_used=exporter,
+            opset_requested=opset,
+            error=message + (f"\n--- exporter output ---\n{text}" if text else ""),
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp_folder, folder)
+    result = ExportResult(
+        ok=True,
+        exporter_requested=exporter,
+        exporter_used=exporter,
+        opset_requested=opset,
+        opset_actual=actual_opset(path),
+        path=str(path),
+        sha256=file_sha256(path),
+        export_s=round(elapsed, 3),
+    )
+    meta_path.write_text(json.dumps(result.to_record()))
+    return result
+
+
+def export_model(
+    spec: ModelSpec, module, exporter: str, opset: int, cache_dir: Path
+) -> ExportResult:
+    """Export for one (exporter, opset); `auto` tries dynamo, then TorchScript if needed."""
+    if exporter != "auto":
+        return export_once(spec, module, exporter, opset, cache_dir)
+    first = export_once(spec, module, "dynamo", opset, cache_dir)
+    if first.ok and first.opset_actual == opset:
+        return replace(first, exporter_requested="auto")
+    reason = (
+        f"dynamo exporter failed: {first.error.splitlines()[0]}"
+        if not first.ok
+        else f"dynamo exporter wrote opset {first.opset_actual}, not {opset}"
+    )
+    low, high = opset_ranges()["torchscript"]
+    if not low <= opset <= high:
+        return replace(
+            first,
+            exporter_requested="auto",
+            fallback_reason=f"{reason}; torchscript cannot write opset {opset}",
+        )
+    second = export_once(spec, module, "torchscript", opset, cache_dir)
+    return replace(second, exporter_requested="auto", fallback_reason=reason)

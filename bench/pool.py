@@ -1,0 +1,111 @@
+"""Parent side of worker isolation: start a worker, hand it cells, survive its death."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from bench.jobs import CellJob, CellOutcome
+
+STDERR_TAIL_CHARS = 2000
+
+
+class WorkerLost(Exception):
+    """The worker died or ran past its time: the cell is `crashed` or `timeout`."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _signal_name(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+class Worker:
+    """One worker process; `execute` runs a cell in it. Restarted by the caller on loss."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        parent_sock, child_sock = socket.socketpair()
+        env = dict(os.environ)
+        # Same import path as the parent, so user models and test backends resolve alike.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker", str(child_sock.fileno())],
+            pass_fds=[child_sock.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the parent only
+        )
+        child_sock.close()
+        self._conn = Connection(os.dup(parent_sock.fileno()))
+        parent_sock.close()
+        self._hello(timeout=120.0)
+
+    def _hello(self, timeout: float) -> None:
+        if not self._conn.poll(timeout):
+            self.kill()
+            raise WorkerLost("crashed", f"worker did not start within {timeout:.0f}s")
+        try:
+            self._conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._lost("crashed") from exc
+
+    def stderr_tail(self) -> str:
+        try:
+            text = self.log_path.read_bytes()[-STDERR_TAIL_CHARS:]
+        except OSError:
+            return ""
+        return text.decode(errors="replace").strip()
+
+    def _lost(self, status: str, detail: str = "") -> WorkerLost:
+        self.kill()
+        code = self.process.returncode
+        how = detail or (_signal_name(code) if code is not None else "lost")
+        tail = self.stderr_tail()
+        return WorkerLost(status, f"worker {how}" + (f"; stderr tail:\n{tail}" if tail else ""))
+
+    def execute(self, job: CellJob, timeout: float) -> CellOutcome:
+        """Run one cell; raise `WorkerLost` if the worker dies or exceeds `timeout` seconds."""
+        try:
+            self._conn.send(job)
+            if not self._conn.poll(timeout):
+                raise self._lost("timeout", f"gave no result within {timeout:g}s and was killed")
+            return self._conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            raise self._lost("crashed") from exc
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._conn.close()
+        self._log.close()
+
+    def close(self) -> None:
+        """Ask the worker to exit; kill it if it does not."""
+        if self.process.poll() is None:
+            try:
+                self._conn.send(None)
+                self.process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()

@@ -1,0 +1,350 @@
+"""summary.csv, report.md and the terminal table: pure functions over records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.config import BASELINE_BACKEND
+
+KEY_COLUMNS = [
+    "model",
+    "backend",
+    "exporter",
+    "opset_requested",
+    "opset_actual",
+    "batch_size",
+    "precision",
+]
+
+
+def _worst_parity(record: dict[str, Any]) -> dict[str, Any]:
+    parity = record.get("parity") or {}
+    outputs = parity.get("outputs") or []
+
+    def worst(key: str, pick=max):
+        values = [o[key] for o in outputs if o.get(key) is not None]
+        return pick(values) if values else None
+
+    return {
+        "parity_passed": parity.get("passed"),
+        "max_abs_err": worst("max_abs_err"),
+        "max_rel_err": worst("max_rel_err"),
+        "mean_abs_err": worst("mean_abs_err"),
+        "cosine": worst("cosine", min),
+        "frac_beyond_tol": worst("frac_beyond_tol"),
+        "nan_inf": sum((o.get("nan_count") or 0) + (o.get("inf_count") or 0) for o in outputs),
+        "argmax_agreement": worst("argmax_agreement", min),
+        "rtol": parity.get("rtol"),
+        "atol": parity.get("atol"),
+    }
+
+
+def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell: keys, status, latency statistics, parity, speedup over torch."""
+    rows = []
+    for record in records:
+        latency = (record.get("latency") or {}).get("inference") or {}
+        e2e = (record.get("latency") or {}).get("end_to_end") or {}
+        settings = record.get("settings") or {}
+        rows.append(
+            {
+                **{key: record.get(key) for key in KEY_COLUMNS},
+                "exporter_used": record.get("exporter_used"),
+                "status": record["status"],
+                "p50_us": latency.get("p50_us"),
+                "mean_us": latency.get("mean_us"),
+                "std_us": latency.get("std_us"),
+                "min_us": latency.get("min_us"),
+                "p90_us": latency.get("p90_us"),
+                "p95_us": latency.get("p95_us"),
+                "p99_us": latency.get("p99_us"),
+                "max_us": latency.get("max_us"),
+                "ci95_low_us": latency.get("ci95_low_us"),
+                "ci95_high_us": latency.get("ci95_high_us"),
+                "n_samples": latency.get("n"),
+                "stop_reason": latency.get("stop_reason"),
+                "throughput_items_per_s": latency.get("throughput_items_per_s"),
+                "e2e_p50_us": e2e.get("p50_us"),
+                "load_s": (record.get("cold_start") or {}).get("load_s"),
+                "first_run_ms": (record.get("cold_start") or {}).get("first_run_ms"),
+                "peak_rss_mb": (record.get("memory") or {}).get("peak_rss_mb"),
+                "effective_precision": settings.get("precision"),
+                **_worst_parity(record),
+                "warnings": "; ".join(record.get("warnings") or []),
+                "reason": (record.get("reason") or "").splitlines()[0]
+                if record.get("reason")
+                else "",
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    baseline = frame[(frame["backend"] == BASELINE_BACKEND) & (frame["status"] == "ok")]
+    base_p50 = baseline.set_index(["model", "batch_size", "precision"])["p50_us"].to_dict()
+    frame["speedup_vs_torch"] = [
+        (base_p50.get((m, b, p)) / v) if v and base_p50.get((m, b, p)) else None
+        for m, b, p, v in zip(
+            frame["model"], frame["batch_size"], frame["precision"], frame["p50_us"], strict=True
+        )
+    ]
+    return frame
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def _export_label(row: pd.Series) -> str:
+    if pd.isna(row["opset_requested"]) or row["opset_requested"] is None:
+        return "eager"
+    used = row["exporter_used"] if isinstance(row["exporter_used"], str) else row["exporter"]
+    actual = row["opset_actual"]
+    actual_text = _fmt(int(actual)) if actual is not None and not pd.isna(actual) else "?"
+    label = f"{used} op{int(row['opset_requested'])}"
+    if actual_text != str(int(row["opset_requested"])):
+        label += f"→{actual_text}"
+    return label
+
+
+def _status_badge(row: pd.Series) -> str:
+    if row["status"] == "ok":
+        return "✅ pass"
+    if row["status"] == "parity_failed":
+        return "❌ PARITY FAIL"
+    return row["status"]
+
+
+def _md_escape(text: Any) -> str:
+    return (
+        str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    )
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def latency_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    headers = [
+        "model",
+        "backend",
+        "export",
+        "batch",
+        "precision",
+        "status",
+        "median µs",
+        "95% CI µs",
+        "p90 µs",
+        "p99 µs",
+        "e2e median µs",
+        "items/s",
+        "vs torch",
+    ]
+    rows = []
+    for _, r in frame.iterrows():
+        ci = (
+            f"{_fmt(r['ci95_low_us'])}–{_fmt(r['ci95_high_us'])}"
+            if r["ci95_low_us"] is not None and not pd.isna(r["ci95_low_us"])
+            else "–"
+        )
+        speed = r.get("speedup_vs_torch")
+        rows.append(
+            [
+                r["model"],
+                r["backend"],
+                _export_label(r),
+                r["batch_size"],
+                r["precision"],
+                _status_badge(r),
+                _fmt(r["p50_us"]),
+                ci,
+                _fmt(r["p90_us"]),
+                _fmt(r["p99_us"]),
+                _fmt(r["e2e_p50_us"]),
+                _fmt(r["throughput_items_per_s"], ".0f"),
+                f"{speed:.2f}×" if speed is not None and not pd.isna(speed) else "–",
+            ]
+        )
+    return headers, rows
+
+
+def accuracy_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    headers = [
+        "model",
+        "backend",
+        "export",
+        "batch",
+        "precision",
+        "parity",
+        "max abs err",
+        "max rel err",
+        "cosine",
+        "beyond tol",
+        "argmax agree",
+        "rtol / atol",
+    ]
+    rows = []
+    for _, r in frame.iterrows():
+        if r["parity_passed"] is None or pd.isna(r["parity_passed"]):
+            continue
+        rows.append(
+            [
+                r["model"],
+                r["backend"],
+                _export_label(r),
+                r["batch_size"],
+                r["precision"],
+                "✅ pass" if r["parity_passed"] else "❌ FAIL",
+                _fmt(r["max_abs_err"], ".2e"),
+                _fmt(r["max_rel_err"], ".2e"),
+                _fmt(r["cosine"], ".7f"),
+                _fmt(r["frac_beyond_tol"], ".2%"),
+                _fmt(r["argmax_agreement"], ".0%"),
+                f"{_fmt(r['rtol'], 'g')} / {_fmt(r['atol'], 'g')}",
+            ]
+        )
+    return headers, rows
+
+
+def problem_rows(frame: pd.DataFrame) -> list[list[Any]]:
+    bad = frame[~frame["status"].isin(["ok"])]
+    return [
+        [
+            r["model"],
+            r["backend"],
+            _export_label(r),
+            r["batch_size"],
+            r["precision"],
+            r["status"],
+            r["reason"],
+        ]
+        for _, r in bad.iterrows()
+    ]
+
+
+def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
+    """report.md: latency table, accuracy table, problems, environment, reproduction."""
+    frame = summary_frame(records)
+    parts = ["# bench report", ""]
+    if frame.empty:
+        return "\n".join([*parts, "No cells were run."]) + "\n"
+    counts = frame["status"].value_counts().to_dict()
+    parts.append("Cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    parts += [
+        "",
+        "## Latency (inference only, inputs bound once; e2e = host arrays in and out)",
+        "",
+    ]
+    parts.append(_md_table(*latency_rows(frame)))
+    parts += ["", "## Accuracy against PyTorch eager fp32", ""]
+    parts.append(_md_table(*accuracy_rows(frame)))
+    problems = problem_rows(frame)
+    if problems:
+        parts += ["", "## Failures and skips", ""]
+        parts.append(
+            _md_table(
+                ["model", "backend", "export", "batch", "precision", "status", "reason"], problems
+            )
+        )
+    warned = frame[frame["warnings"] != ""]
+    if not warned.empty:
+        parts += ["", "## Stability warnings", ""]
+        parts.append(
+            _md_table(
+                ["model", "backend", "export", "batch", "warning"],
+                [
+                    [r["model"], r["backend"], _export_label(r), r["batch_size"], r["warnings"]]
+                    for _, r in warned.iterrows()
+                ],
+            )
+        )
+    versions = env.get("versions") or {}
+    parts += ["", "## Environment", ""]
+    parts.append(
+        _md_table(
+            ["what", "value"],
+            [
+                [
+                    "CPU",
+                    f"{env.get('cpu_model')} ({env.get('physical_cores')} physical / "
+                    f"{env.get('logical_cores')} logical cores)",
+                ],
+                ["memory", f"{env.get('memory_gib')} GiB"],
+                ["GPU", ", ".join(env.get("gpus") or []) or "none"],
+                ["platform", env.get("platform")],
+                ["python", env.get("python")],
+                *[[name, v] for name, v in versions.items() if v],
+                ["bench", f"{env.get('bench_version')} ({env.get('bench_commit')})"],
+            ],
+        )
+    )
+    command = " ".join(env.get("command") or [])
+    parts += ["", "## Reproduce", "", "```", command, "```", ""]
+    return "\n".join(parts)
+
+
+def terminal_table(records: Sequence[dict[str, Any]]) -> str:
+    """A compact fixed-width table for the end of a run."""
+    frame = summary_frame(records)
+    if frame.empty:
+        return "no cells"
+    headers = [
+        "backend",
+        "export",
+        "batch",
+        "prec",
+        "status",
+        "median µs",
+        "items/s",
+        "max abs err",
+        "vs torch",
+    ]
+    rows = []
+    for _, r in frame.iterrows():
+        speed = r.get("speedup_vs_torch")
+        status = {"ok": "ok", "parity_failed": "PARITY FAIL"}.get(r["status"], r["status"])
+        rows.append(
+            [
+                r["backend"],
+                _export_label(r),
+                str(r["batch_size"]),
+                r["precision"],
+                status,
+                _fmt(r["p50_us"]),
+                _fmt(r["throughput_items_per_s"], ".0f"),
+                _fmt(r["max_abs_err"], ".1e"),
+                f"{speed:.2f}x" if speed is not None and not pd.isna(speed) else "-",
+            ]
+        )
+    models = frame["model"].unique()
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    lines = []
+    for model in models:
+        lines.append(f"model: {model}")
+        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+        for (_, r), row in zip(frame.iterrows(), rows, strict=True):
+            if r["model"] == model:
+                lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def write_reports(
+    run_dir: Path, records: Sequence[dict[str, Any]], env: dict[str, Any]
+) -> list[Path]:
+    """Write summary.csv and report.md into `run_dir`; return their paths."""
+    frame = summary_frame(records)
+    csv_path = run_dir / "summary.csv"
+    frame.to_csv(csv_path, index=False)
+    md_path = run_dir / "report.md"
+    md_path.write_text(markdown_report(records, env), encoding="utf-8")
+    return [csv_path, md_path]

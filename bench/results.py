@@ -1,0 +1,84 @@
+"""results.jsonl: one JSON record per cell, appended and flushed as each cell finishes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench import SCHEMA_VERSION
+from bench.errors import BenchError
+
+RESULTS_FILE = "results.jsonl"
+ENV_FILE = "env.json"
+RUN_FILE = "run.json"
+
+#: Every status a cell record can carry. Only "ok" and "skipped" are clean.
+STATUSES = ("ok", "parity_failed", "skipped", "export_failed", "failed", "crashed", "timeout")
+CLEAN_STATUSES = ("ok", "skipped")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class ResultsWriter:
+    """Appends records to results.jsonl; each is on disk (fsync) before the next cell starts."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / RESULTS_FILE
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def append(self, record: dict[str, Any]) -> None:
+        record = {"schema_version": SCHEMA_VERSION, **record}
+        self._fh.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """All records of a run; refuses records written by a newer bench."""
+    return list(iter_records(run_dir / RESULTS_FILE))
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        raise BenchError(f"no {RESULTS_FILE} in {path.parent}")
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                # A run killed mid-write leaves at most one torn last line; skip it.
+                continue
+            version = record.get("schema_version")
+            if not isinstance(version, int) or version > SCHEMA_VERSION:
+                raise BenchError(
+                    f"{path}:{number} has schema_version {version!r}; this bench reads "
+                    f"versions up to {SCHEMA_VERSION}: upgrade bench to read it"
+                )
+            yield record
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise BenchError(f"missing {path}")
+    return json.loads(path.read_text(encoding="utf-8"))

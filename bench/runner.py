@@ -1,0 +1,305 @@
+"""One sweep: export in the parent, run cells in workers, check parity, append records."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends import backend_entry, load_backend_class
+from backends.base import LoadSpec
+from bench.config import RunConfig
+from bench.export import ExportResult, export_model
+from bench.grid import Cell, expand_grid
+from bench.jobs import CellJob, CellOutcome
+from bench.parity import compare_outputs
+from bench.pool import Worker, WorkerLost
+from bench.results import ResultsWriter
+from bench.stats import summarize
+from bench.timing import Measurement
+from models import ModelSpec, resolve_model
+
+STABILITY_LIMIT = 0.10  # IQR/median above this is flagged
+
+
+@dataclass
+class _ModelState:
+    """Per-model work shared by its cells: the module, exports, reference outputs."""
+
+    spec: ModelSpec
+    module: Any = None
+    exports: dict[tuple[str, int], ExportResult] = field(default_factory=dict)
+    references: dict[int, list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]] = field(
+        default_factory=dict
+    )
+
+
+class StopRequest:
+    """First Ctrl-C: finish the cell in flight, then stop. Second Ctrl-C: stop now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __enter__(self) -> StopRequest:
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after the cell in flight (Ctrl-C again to stop now)", file=sys.stderr)
+
+
+def _measurement_record(m: Measurement | None, batch: int) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    samples_us = [round(s / 1e3, 3) for s in m.samples_ns]
+    return {
+        **summarize(samples_us, batch),
+        "stop_reason": m.stop_reason,
+        "ci_met": m.ci_met,
+        "warmup_iters": m.warmup_iters,
+        "wall_s": round(m.wall_s, 3),
+        "samples_us": samples_us,
+    }
+
+
+def stability_warnings(latency: dict[str, Any] | None, target_ci: float) -> list[str]:
+    """Why a cell's timing should not be trusted as it stands (empty when it should)."""
+    if not latency or not latency.get("n"):
+        return []
+    found = []
+    # IQR/median, not the coefficient of variation: one scheduler hiccup in 20,000 samples
+    # inflates the CV past 100% while the distribution's body is as tight as it gets.
+    if latency["iqr_over_median"] > STABILITY_LIMIT:
+        found.append(f"IQR/median {latency['iqr_over_median']:.0%} > {STABILITY_LIMIT:.0%}")
+    if target_ci > 0 and not latency["ci_met"]:
+        half = latency.get("ci95_rel_halfwidth")
+        shown = f"±{half:.1%}" if isinstance(half, float) else "not computable"
+        found.append(f"95% CI of the median {shown} missed the ±{target_ci:.1%} target")
+    if latency["unreliable_percentiles"]:
+        tails = ", ".join(f"p{p}" for p in latency["unreliable_percentiles"])
+        found.append(f"too few samples for {tails} (fewer than 10 beyond each)")
+    return found
+
+
+class Runner:
+    """Runs the cells of one `RunConfig`, writing one record per cell."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        run_id: str,
+        progress: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.progress = progress
+        self.entries = {name: backend_entry(name) for name in config.backends}
+        self.classes = {name: load_backend_class(e.target) for name, e in self.entries.items()}
+        self._models: dict[str, _ModelState] = {}
+        self._worker: Worker | None = None
+        self._worker_backend: str | None = None
+        self._worker_count = 0
+
+    def cells(self) -> list[Cell]:
+        return expand_grid(self.config, {n: c.consumes for n, c in self.classes.items()})
+
+    # -- parent-side model work -------------------------------------------------------------
+
+    def _model(self, name: str) -> _ModelState:
+        if name not in self._models:
+            self._models[name] = _ModelState(resolve_model(name))
+        return self._models[name]
+
+    def _module(self, state: _ModelState) -> Any:
+        if state.module is None:
+            state.module = state.spec.build_module()
+        return state.module
+
+    def _export(self, state: _ModelState, exporter: str, opset: int) -> ExportResult:
+        key = (exporter, opset)
+        if key not in state.exports:
+            self.progress(f"  exporting {state.spec.name} with {exporter} at opset {opset}")
+            cache = Path(self.config.cache_dir)
+            state.exports[key] = export_model(
+                state.spec, self._module(state), exporter, opset, cache
+            )
+        return state.exports[key]
+
+    def _reference(self, state: _ModelState, batch: int):
+        """Inputs and PyTorch eager fp32 outputs, one pair per parity seed."""
+        if batch not in state.references:
+            import torch
+
+            module = self._module(state)
+            pairs = []
+            for seed in self.config.parity_seeds:
+                inputs = state.spec.make_inputs({"batch": batch}, seed=seed)
+                args = [torch.from_numpy(inputs[n]) for n in state.spec.input_names]
+                with torch.inference_mode():
+                    result = module(*args)
+                result = result if isinstance(result, tuple | list) else (result,)
+                outputs = {
+                    n: t.detach().float().numpy() if t.is_floating_point() else t.numpy()
+                    for n, t in zip(state.spec.output_names, result, strict=True)
+                }
+                pairs.append((inputs, outputs))
+            state.references[batch] = pairs
+        return state.references[batch]
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def _worker_for(self, backend: str) -> Worker:
+        if self._worker is not None and (
+            self._worker_backend != backend or not self._worker.alive()
+        ):
+            self._worker.close()
+            self._worker = None
+        if self._worker is None:
+            self._worker_count += 1
+            log = self.run_dir / "logs" / f"worker-{self._worker_count:03d}-{backend}.log"
+            self._worker = Worker(log)
+            self._worker_backend = backend
+        return self._worker
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    # -- one cell -------------------------------------------------------------------------------
+
+    def run_cell(self, cell: Cell) -> dict[str, Any]:
+        """Everything for one cell, always ending in a record (never raising for the cell)."""
+        backend_cls = self.classes[cell.backend]
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "cell_id": cell.cell_id,
+            "model": cell.model,
+            "backend": cell.backend,
+            "device": backend_cls.device,
+            "exporter": cell.exporter,
+            "opset_requested": cell.opset,
+            "batch_size": cell.batch_size,
+            "precision": cell.precision,
+        }
+        if cell.precision not in backend_cls.precisions:
+            return {
+                **record,
+                "status": "skipped",
+                "reason": f"{cell.backend} supports precisions {', '.join(backend_cls.precisions)}",
+            }
+        state = self._model(cell.model)
+        tolerance = state.spec.tolerance(cell.precision)
+        record["tolerance"] = {"rtol": tolerance.rtol, "atol": tolerance.atol}
+        if backend_cls.consumes == "onnx":
+            assert cell.exporter is not None and cell.opset is not None
+            export = self._export(state, cell.exporter, cell.opset)
+            record["export"] = export.to_record()
+            record["exporter_used"] = export.exporter_used
+            record["opset_actual"] = export.opset_actual
+            if not export.ok:
+                return {**record, "status": "export_failed", "reason": export.error}
+            source = str(export.path)
+        else:
+            source = cell.model
+        pairs = self._reference(state, cell.batch_size)
+        job = CellJob(
+            backend_target=self.entries[cell.backend].target,
+            load=LoadSpec(
+                source=source,
+                precision=cell.precision,
+                input_shapes={n: a.shape for n, a in pairs[0][0].items()},
+                threads=self.config.threads,
+                options=self.config.options_for(cell.backend),
+            ),
+            inputs=[inputs for inputs, _ in pairs],
+            policy=self.config.timing,
+            end_to_end=self.config.end_to_end,
+        )
+        try:
+            outcome = self._worker_for(cell.backend).execute(job, self.config.cell_timeout)
+        except WorkerLost as lost:
+            self._worker = None
+            return {**record, "status": lost.status, "reason": str(lost)}
+        if outcome.status == "skipped":
+            outcome.reason = f"{outcome.reason} (install: {self.entries[cell.backend].install_hint})"
+        return {**record, **self._judge(outcome, state.spec, pairs, cell, tolerance)}
+
+    def _judge(self, outcome: CellOutcome, spec: ModelSpec, pairs, cell: Cell, tolerance) -> dict:
+        result: dict[str, Any] = {
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "settings": outcome.settings,
+            "cold_start": {"load_s": outcome.load_s, "first_run_ms": outcome.first_run_ms},
+            "memory": {"peak_rss_mb": outcome.peak_rss_mb},
+            "worker_imported_torch": outcome.torch_imported,
+        }
+        if outcome.traceback:
+            result["traceback"] = outcome.traceback
+        if outcome.status != "ok":
+            return result
+        inference = _measurement_record(outcome.measurement, cell.batch_size)
+        result["latency"] = {
+            "inference": inference,
+            "end_to_end": _measurement_record(outcome.end_to_end, cell.batch_size),
+        }
+        result["warnings"] = stability_warnings(inference, self.config.timing.target_ci)
+        parity = compare_outputs(
+            outcome.outputs,
+            [outputs for _, outputs in pairs],
+            tolerance.rtol,
+            tolerance.atol,
+            [o.name for o in spec.outputs if o.logits],
+        )
+        result["parity"] = parity.to_record()
+        if not parity.passed:
+            result["status"] = "parity_failed"
+            result["reason"] = "; ".join(parity.problems)
+        return result
+
+    def run(self, writer: ResultsWriter, cells: list[Cell], stop: StopRequest) -> list[dict]:
+        """Run `cells` in order; stop early (cleanly) when `stop.requested` is set."""
+        records = []
+        try:
+            for index, cell in enumerate(cells, 1):
+                if stop.requested:
+                    break
+                self.progress(f"[{index}/{len(cells)}] {cell.cell_id}")
+                record = self.run_cell(cell)
+                writer.append(record)
+                records.append(record)
+                self.progress(f"    {describe_outcome(record)}")
+        finally:
+            self.close()
+        return records
+
+
+def describe_outcome(record: dict[str, Any]) -> str:
+    """One line for the terminal: status, median latency, parity."""
+    status = record["status"]
+    if status in ("ok", "parity_failed"):
+        lat = record["latency"]["inference"]
+        text = (
+            f"{status}: median {lat['p50_us']:.1f} µs, {lat['throughput_items_per_s']:.0f} items/s"
+        )
+        worst = max((o["max_abs_err"] or 0.0 for o in record["parity"]["outputs"]), default=0.0)
+        text += f", max abs err {worst:.2g}"
+        if record.get("warnings"):
+            text += f" [warning: {'; '.join(record['warnings'])}]"
+        return text
+    reason = (record.get("reason") or "").splitlines()
+    return f"{status}: {reason[0] if reason else ''}"

@@ -1,0 +1,129 @@
+"""What a model is to bench: a seeded module builder plus the description of its inputs.
+
+This module stays free of torch so worker processes and `bench list` can read specs cheaply;
+only `ModelSpec.build_module` imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+GENERATORS = ("normal", "uniform", "int", "ones")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """allclose-style tolerance: |actual - expected| <= atol + rtol * |expected|."""
+
+    rtol: float
+    atol: float
+
+
+DEFAULT_TOLERANCES: Mapping[str, Tolerance] = {
+    "fp32": Tolerance(rtol=1e-3, atol=1e-5),
+    "bf16": Tolerance(rtol=5e-2, atol=5e-2),
+}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One named model input. `shape` entries are sizes or names of dynamic dimensions."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+    generator: str = "normal"
+    low: float = 0.0
+    high: float = 1.0
+
+    def dynamic_dims(self) -> dict[int, str]:
+        """Axis index -> dimension name, for every named (dynamic) axis."""
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+    def concrete_shape(self, dims: Mapping[str, int]) -> tuple[int, ...]:
+        """The shape with every named dimension replaced by its size in `dims`."""
+        return tuple(dims[d] if isinstance(d, str) else d for d in self.shape)
+
+    def generate(self, dims: Mapping[str, int], rng: np.random.Generator) -> np.ndarray:
+        """Draw a value for this input from its generator."""
+        shape = self.concrete_shape(dims)
+        if self.generator == "normal":
+            value = rng.standard_normal(shape)
+        elif self.generator == "uniform":
+            value = rng.uniform(self.low, self.high, shape)
+        elif self.generator == "int":
+            value = rng.integers(int(self.low), int(self.high), shape)
+        elif self.generator == "ones":
+            value = np.ones(shape)
+        else:
+            raise ValueError(
+                f"unknown generator {self.generator!r}; valid: {', '.join(GENERATORS)}"
+            )
+        return value.astype(self.dtype)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One named model output; `logits` outputs also get an argmax-agreement check."""
+
+    name: str
+    logits: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model bench can export and benchmark. `build` returns an `nn.Module`."""
+
+    name: str
+    build: Callable[[], Any]
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    export_dims: Mapping[str, int] = field(default_factory=lambda: {"batch": 2})
+    seed: int = 0
+    description: str = ""
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    def tolerance(self, precision: str) -> Tolerance:
+        """The parity tolerance for `precision` (the model's own, else the default)."""
+        return self.tolerances.get(precision, DEFAULT_TOLERANCES[precision])
+
+    def make_inputs(self, dims: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
+        """Seeded input values for concrete dimension sizes, e.g. {"batch": 8}."""
+        rng = np.random.default_rng(seed)
+        return {i.name: i.generate(dims, rng) for i in self.inputs}
+
+    def build_module(self) -> Any:
+        """The `nn.Module` in eval mode, with weights drawn from the spec's seed."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            module = self.build()
+        return module.eval()
+
+    def source_hash(self) -> str:
+        """A hash of the code that defines the model, for the export cache key."""
+        digest = hashlib.sha256(repr((self.name, self.inputs, self.outputs)).encode())
+        try:
+            source_file = inspect.getsourcefile(self.build)
+            if source_file:
+                with open(source_file, "rb") as fh:
+                    digest.update(fh.read())
+        except (TypeError, OSError):
+            digest.update(repr(self.build).encode())
+        return digest.hexdigest()[:16]
