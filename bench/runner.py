@@ -236,7 +236,9 @@ class Runner:
             self._worker = None
             return {**record, "status": lost.status, "reason": str(lost)}
         if outcome.status == "skipped":
-            outcome.reason = f"{outcome.reason} (install: {self.entries[cell.backend].install_hint})"
+            outcome.reason = (
+                f"{outcome.reason} (install: {self.entries[cell.backend].install_hint})"
+            )
         return {**record, **self._judge(outcome, state.spec, pairs, cell, tolerance)}
 
     def _judge(self, outcome: CellOutcome, spec: ModelSpec, pairs, cell: Cell, tolerance) -> dict:

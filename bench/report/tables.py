@@ -283,7 +283,7 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
                 ["GPU", ", ".join(env.get("gpus") or []) or "none"],
                 ["platform", env.get("platform")],
                 ["python", env.get("python")],
-                *[[name, v] for name, v in versions.items() if v],
+                *[[name, v] for name, v in sorted(versions.items()) if v],
                 ["bench", f"{env.get('bench_version')} ({env.get('bench_commit')})"],
             ],
         )

@@ -1,0 +1,57 @@
+"""Test-only backends that misbehave on purpose; `register()` adds them to the registry.
+
+Only the CLI subprocesses of the isolation tests call `register()`, so the contract suite in
+the pytest process never sees them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+
+from backends import register_backend
+from backends.ort import OrtCpu
+
+
+class Segfault(OrtCpu):
+    name = "fault-segfault"
+
+    def run(self) -> None:
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class Hang(OrtCpu):
+    name = "fault-hang"
+
+    def run(self) -> None:
+        time.sleep(3600)
+
+
+class Raise(OrtCpu):
+    name = "fault-raise"
+
+    def load(self, spec) -> None:
+        raise RuntimeError("injected failure while loading")
+
+
+class NaNs(OrtCpu):
+    name = "fault-nan"
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        out = super().outputs()
+        return {k: np.full_like(v, np.nan) for k, v in out.items()}
+
+
+class WrongShape(OrtCpu):
+    name = "fault-shape"
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        return {k: v[:, :-1] for k, v in super().outputs().items()}
+
+
+def register() -> None:
+    for cls in (Segfault, Hang, Raise, NaNs, WrongShape):
+        register_backend(cls.name, f"fault_backends:{cls.__name__}", "test-only backend")

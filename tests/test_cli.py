@@ -1,0 +1,159 @@
+"""The CLI as a user runs it: `python -m bench ...` in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAST_TIMING
+
+
+def bench(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env, cwd=cwd,
+        timeout=600,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    import os
+
+    from conftest import ROOT
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *sys.path])
+    out = tmp_path_factory.mktemp("sweep") / "run"
+    proc = bench(
+        "run", "--models", "simple_cnn", "--backends", "ort-cpu,ort-cuda,openvino,torch",
+        "--opsets", "13,18", "--batch-sizes", "1,3", "--out", str(out), *FAST_TIMING, env=env,
+    )  # fmt: skip
+    return proc, out
+
+
+def test_sweep_exits_zero_and_writes_the_four_files(sweep) -> None:
+    proc, out = sweep
+    assert proc.returncode == 0, proc.stderr
+    for name in ("results.jsonl", "summary.csv", "report.md", "env.json"):
+        assert (out / name).is_file(), name
+    assert f"run folder: {out}" in proc.stdout
+
+
+def test_every_cell_has_a_record_and_ort_cuda_is_skipped_with_reason(sweep) -> None:
+    _, out = sweep
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    # ort-cpu, ort-cuda, openvino: 2 opsets x 2 batches each; torch: 2 batches.
+    assert len(records) == 3 * 4 + 2
+    assert all(r["schema_version"] == 1 for r in records)
+    by_backend: dict[str, list[dict]] = {}
+    for r in records:
+        by_backend.setdefault(r["backend"], []).append(r)
+    for name in ("ort-cpu", "openvino", "torch"):
+        for r in by_backend[name]:
+            assert r["status"] == "ok", r.get("reason")
+            assert r["parity"]["passed"]
+            assert r["parity"]["outputs"][0]["argmax_agreement"] == 1.0
+            assert r["latency"]["inference"]["p50_us"] > 0
+            assert len(r["latency"]["inference"]["samples_us"]) == r["latency"]["inference"]["n"]
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        for r in by_backend["ort-cuda"]:
+            assert r["status"] == "skipped"
+            assert "CUDAExecutionProvider" in r["reason"] and "install:" in r["reason"]
+
+
+def test_records_carry_requested_and_actual_opset_and_exporter(sweep) -> None:
+    _, out = sweep
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    ort13 = next(r for r in records if r["backend"] == "ort-cpu" and r["opset_requested"] == 13)
+    assert ort13["opset_actual"] == 13 and ort13["exporter_used"] == "torchscript"
+    assert "wrote opset 18" in ort13["export"]["fallback_reason"]
+    ort18 = next(r for r in records if r["backend"] == "ort-cpu" and r["opset_requested"] == 18)
+    assert ort18["exporter_used"] == "dynamo" and ort18["opset_actual"] == 18
+    ov = next(r for r in records if r["backend"] == "openvino")
+    assert ov["settings"]["INFERENCE_PRECISION_HINT"] == "f32"
+    # Parity runs at batch sizes other than the export's (2), on two seeds' batches.
+    assert {r["batch_size"] for r in records} == {1, 3}
+
+
+def test_summary_csv_and_report_md_hold_both_tables(sweep) -> None:
+    _, out = sweep
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert len(rows) == 14
+    assert {"p50_us", "p99_us", "max_abs_err", "parity_passed", "speedup_vs_torch"} <= set(rows[0])
+    report = (out / "report.md").read_text()
+    assert "## Latency" in report and "## Accuracy against PyTorch eager fp32" in report
+    assert "## Failures and skips" in report and "CUDAExecutionProvider" in report
+    env = json.loads((out / "env.json").read_text())
+    assert (
+        env["versions"]["torch"]
+        and env["cpu_model"]
+        and env["command"][:3] == ["python", "-m", "bench"]
+    )
+
+
+def test_terminal_shows_progress_and_final_table(sweep) -> None:
+    proc, _ = sweep
+    assert "[1/14] simple_cnn/ort-cpu/auto-op13/b1/fp32" in proc.stdout
+    assert "model: simple_cnn" in proc.stdout and "median µs" in proc.stdout
+
+
+def test_report_command_rebuilds_from_jsonl_and_env(sweep, bench_env, tmp_path) -> None:
+    _, out = sweep
+    import shutil
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("results.jsonl", "env.json"):
+        shutil.copy(out / name, copy / name)
+    proc = bench("report", str(copy), env=bench_env)
+    assert proc.returncode == 0, proc.stderr
+    assert (copy / "report.md").read_text() == (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--models", "resnet"], "unknown model 'resnet'"),
+        (["--backends", "ort-gpu"], "unknown backend 'ort-gpu' (did you mean 'ort-cpu'?); valid:"),
+        (["--batch-sizes", "0"], "--batch-sizes: 0 is out of range; valid: 1 to"),
+        (["--batch-sizes", "1,x"], "--batch-sizes: 'x' is not a whole number"),
+        (["--opsets", "40"], "opset 40 cannot be written with exporter 'auto'; valid:"),
+        (["--precisions", "fp8"], "--precisions: unknown 'fp8'; valid: fp32, bf16"),
+        (["--min-time", "5", "--max-time", "1"], "--max-time 1 is below --min-time 5"),
+        (["--backend-option", "openvino"], "expected BACKEND.KEY=VALUE"),
+        (["--out", "/proc/nope"], "--out: cannot write to /proc/nope"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str, bench_env, tmp_path) -> None:
+    proc = bench("run", *args, env=bench_env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results").exists()  # nothing started
+
+
+def test_help_describes_every_flag(bench_env) -> None:
+    proc = bench("run", "--help", env=bench_env)
+    assert proc.returncode == 0
+    for flag in ("--models", "--backends", "--exporter", "--opsets", "--batch-sizes", "--min-iters",
+                 "--min-time", "--out", "--threads", "--backend-option"):  # fmt: skip
+        assert flag in proc.stdout
+
+
+def test_list_shows_models_and_backend_availability(bench_env) -> None:
+    proc = bench("list", env=bench_env)
+    assert proc.returncode == 0
+    assert "simple_cnn" in proc.stdout
+    assert "ort-cpu" in proc.stdout and "available" in proc.stdout
+    line = next(x for x in proc.stdout.splitlines() if x.strip().startswith("ort-cuda"))
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert "unavailable:" in line and "CUDAExecutionProvider" in line

@@ -1,0 +1,78 @@
+"""One bad cell costs one cell: workers crash, hang, raise and lie; the sweep goes on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import FAST_TIMING
+
+DRIVER = (
+    "import sys, fault_backends; fault_backends.register(); "
+    "from bench.cli import main; raise SystemExit(main(sys.argv[1:]))"
+)
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", DRIVER, *args], capture_output=True, text=True, env=env,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def _records(run_dir: Path) -> dict[str, dict]:
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    return {r["backend"]: r for r in map(json.loads, lines)}
+
+
+def test_crashing_hanging_raising_and_lying_backends_cost_their_cell_only(tmp_path, bench_env):
+    out = tmp_path / "run"
+    backends = "fault-segfault,fault-hang,ort-cpu,fault-raise,fault-nan,fault-shape"
+    proc = _run(
+        ["run", "--backends", backends, "--opsets", "17", "--batch-sizes", "2",
+         "--cell-timeout", "20", "--out", str(out), *FAST_TIMING],
+        bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    records = _records(out)
+    assert set(records) == {*backends.split(","), "torch"}
+    assert records["fault-segfault"]["status"] == "crashed"
+    assert "SIGSEGV" in records["fault-segfault"]["reason"]
+    assert records["fault-hang"]["status"] == "timeout"
+    assert "within 20s" in records["fault-hang"]["reason"]
+    assert records["fault-raise"]["status"] == "failed"
+    assert "injected failure while loading" in records["fault-raise"]["reason"]
+    assert records["fault-nan"]["status"] == "parity_failed"
+    assert "NaN" in records["fault-nan"]["reason"]
+    assert records["fault-shape"]["status"] == "parity_failed"
+    assert "shape (2, 9), expected (2, 10)" in records["fault-shape"]["reason"]
+    for healthy in ("ort-cpu", "torch"):
+        assert records[healthy]["status"] == "ok"
+        assert records[healthy]["parity"]["passed"]
+    assert (out / "report.md").exists() and (out / "summary.csv").exists()
+
+
+def test_allow_failures_turns_exit_status_to_zero(tmp_path, bench_env):
+    proc = _run(
+        ["run", "--backends", "fault-raise", "--no-baseline", "--opsets", "17",
+         "--batch-sizes", "1", "--out", str(tmp_path / "r"), "--allow-failures", *FAST_TIMING],
+        bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert _records(tmp_path / "r")["fault-raise"]["status"] == "failed"
+
+
+def test_onnx_workers_never_import_torch(tmp_path, bench_env):
+    out = tmp_path / "run"
+    proc = _run(
+        ["run", "--backends", "ort-cpu,openvino", "--opsets", "17", "--batch-sizes", "1",
+         "--out", str(out), *FAST_TIMING],
+        bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = _records(out)
+    assert records["ort-cpu"]["worker_imported_torch"] is False
+    assert records["openvino"]["worker_imported_torch"] is False
+    assert records["torch"]["worker_imported_torch"] is True
