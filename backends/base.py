@@ -31,6 +31,7 @@ class LoadSpec:
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     threads: int | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+    mode: str = "latency"  # "latency" | "throughput": backends tune for it (OpenVINO's hint)
 
 
 class Backend(abc.ABC):
@@ -40,6 +41,8 @@ class Backend(abc.ABC):
     device: ClassVar[str]
     consumes: ClassVar[str]
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: In throughput mode one timed round runs `requests * ROUND_DEPTH` inferences.
+    ROUND_DEPTH: ClassVar[int] = 4
 
     @classmethod
     @abc.abstractmethod
@@ -67,6 +70,18 @@ class Backend(abc.ABC):
         self.bind(inputs)
         self.run()
         return self.outputs()
+
+    def prepare_concurrent(self, requests: int | None) -> int:
+        """Get ready to keep `requests` inferences in flight (None: the runtime's choice).
+
+        Called after `bind()`; returns the number of requests actually used.
+        """
+        return 1
+
+    def run_concurrent(self) -> None:
+        """One throughput round: `requests * ROUND_DEPTH` inferences, returning when all end."""
+        for _ in range(self.ROUND_DEPTH):
+            self.run()
 
     @abc.abstractmethod
     def describe(self) -> dict[str, str]:

@@ -40,12 +40,13 @@ def _positive(flag: str, value: float, allow_zero: bool = False) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench",
+        allow_abbrev=False,
         description="Export PyTorch models to ONNX, run them on several runtimes, check the "
         "numbers against PyTorch and measure latency.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a sweep and write results/<run-id>/")
+    run = sub.add_parser("run", help="run a sweep and write results/<run-id>/", allow_abbrev=False)
     run.add_argument(
         "--models",
         default="simple_cnn",
@@ -122,6 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BACKEND.KEY=VALUE",
         help="a runtime setting, e.g. openvino.PERFORMANCE_HINT=THROUGHPUT or "
         "ort-cpu.graph_optimization_level=basic (repeatable)",
+    )
+    run.add_argument(
+        "--mode",
+        default="latency",
+        choices=["latency", "throughput"],
+        help="latency: one request at a time; throughput: several requests in flight "
+        "(OpenVINO THROUGHPUT hint and async queue, ONNX Runtime concurrent runs on one "
+        "session), items/s over wall time (default: latency)",
+    )
+    run.add_argument(
+        "--requests",
+        type=int,
+        default=None,
+        help="throughput mode: requests in flight (default: OpenVINO's optimal number, "
+        "2 for ONNX Runtime, 1 for torch)",
     )
     run.add_argument(
         "--no-end-to-end",
@@ -214,6 +230,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise BenchError(f"--max-time {args.max_time:g} is below --min-time {args.min_time:g}")
     if args.threads is not None:
         _positive("--threads", args.threads)
+    if args.requests is not None:
+        _positive("--requests", args.requests)
     seeds = _ints("--parity-seeds", args.parity_seeds)
     return RunConfig(
         models=models,
@@ -234,6 +252,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         threads=args.threads,
         backend_options=_backend_options(args.backend_option, tuple(backends)),
         end_to_end=not args.no_end_to_end,
+        mode=args.mode,
+        requests=args.requests,
         cell_timeout=args.cell_timeout,
         cache_dir=str(Path(args.cache_dir) if args.cache_dir else default_cache_dir()),
     )

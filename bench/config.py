@@ -28,6 +28,8 @@ class RunConfig:
     threads: int | None = None
     backend_options: tuple[tuple[str, str, str], ...] = ()  # (backend, key, value)
     end_to_end: bool = True
+    mode: str = "latency"  # "latency": one request at a time; "throughput": many in flight
+    requests: int | None = None  # throughput mode: requests in flight (None: runtime's choice)
     cell_timeout: float = 600.0
     out_dir: str = ""
     cache_dir: str = ""

@@ -68,7 +68,8 @@ def _gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def _governor() -> str | None:
+def cpu_governor() -> str | None:
+    """cpu0's frequency governor, where the kernel exposes it."""
     path = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
     try:
         return path.read_text().strip()
@@ -120,7 +121,7 @@ def collect_env(argv: list[str]) -> dict:
         "logical_cores": os.cpu_count(),
         "physical_cores": _physical_cores(),
         "memory_gib": _memory_gib(),
-        "cpu_governor": _governor(),
+        "cpu_governor": cpu_governor(),
         "gpus": _gpus(),
         "python": sys.version.split()[0],
         "versions": _versions(),

@@ -19,6 +19,8 @@ class CellJob:
     inputs: list[dict[str, np.ndarray]]
     policy: TimingPolicy
     end_to_end: bool = True
+    mode: str = "latency"  # "latency" | "throughput"
+    requests: int | None = None  # throughput mode: requests in flight (None: runtime's choice)
 
 
 @dataclass
@@ -33,6 +35,9 @@ class CellOutcome:
     first_run_ms: float | None = None
     measurement: Measurement | None = None
     end_to_end: Measurement | None = None
+    throughput: Measurement | None = None
+    requests: int | None = None
+    inferences_per_round: int | None = None
     outputs: list[dict[str, np.ndarray]] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)
     peak_rss_mb: float | None = None

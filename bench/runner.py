@@ -14,6 +14,7 @@ import numpy as np
 from backends import backend_entry, load_backend_class
 from backends.base import LoadSpec
 from bench.config import RunConfig
+from bench.envinfo import cpu_governor
 from bench.export import ExportResult, export_model
 from bench.grid import Cell, expand_grid
 from bench.jobs import CellJob, CellOutcome
@@ -25,6 +26,7 @@ from bench.timing import Measurement
 from models import ModelSpec, resolve_model
 
 STABILITY_LIMIT = 0.10  # IQR/median above this is flagged
+BUSY_MACHINE_LIMIT = 0.20  # other processes' share of all cores above this is flagged
 
 
 @dataclass
@@ -60,25 +62,33 @@ class StopRequest:
         print("\nstopping after the cell in flight (Ctrl-C again to stop now)", file=sys.stderr)
 
 
-def _measurement_record(m: Measurement | None, batch: int) -> dict[str, Any] | None:
+def _measurement_record(m: Measurement | None, items_per_sample: int) -> dict[str, Any] | None:
     if m is None:
         return None
     samples_us = [round(s / 1e3, 3) for s in m.samples_ns]
     return {
-        **summarize(samples_us, batch),
+        **summarize(samples_us, items_per_sample),
         "stop_reason": m.stop_reason,
         "ci_met": m.ci_met,
         "warmup_iters": m.warmup_iters,
         "wall_s": round(m.wall_s, 3),
+        "other_cpu_fraction": m.other_cpu_fraction,
         "samples_us": samples_us,
     }
 
 
-def stability_warnings(latency: dict[str, Any] | None, target_ci: float) -> list[str]:
+def stability_warnings(
+    latency: dict[str, Any] | None, target_ci: float, governor: str | None = None
+) -> list[str]:
     """Why a cell's timing should not be trusted as it stands (empty when it should)."""
     if not latency or not latency.get("n"):
         return []
     found = []
+    if governor and governor != "performance":
+        found.append(f"CPU frequency governor is {governor!r}, not 'performance'")
+    other = latency.get("other_cpu_fraction")
+    if other is not None and other > BUSY_MACHINE_LIMIT:
+        found.append(f"other processes used {other:.0%} of the CPU during the cell")
     # IQR/median, not the coefficient of variation: one scheduler hiccup in 20,000 samples
     # inflates the CV past 100% while the distribution's body is as tight as it gets.
     if latency["iqr_over_median"] > STABILITY_LIMIT:
@@ -113,6 +123,7 @@ class Runner:
         self._worker: Worker | None = None
         self._worker_backend: str | None = None
         self._worker_count = 0
+        self.governor = cpu_governor()
 
     def cells(self) -> list[Cell]:
         return expand_grid(self.config, {n: c.consumes for n, c in self.classes.items()})
@@ -225,10 +236,13 @@ class Runner:
                 input_shapes={n: a.shape for n, a in pairs[0][0].items()},
                 threads=self.config.threads,
                 options=self.config.options_for(cell.backend),
+                mode=self.config.mode,
             ),
             inputs=[inputs for inputs, _ in pairs],
             policy=self.config.timing,
             end_to_end=self.config.end_to_end,
+            mode=self.config.mode,
+            requests=self.config.requests,
         )
         try:
             outcome = self._worker_for(cell.backend).execute(job, self.config.cell_timeout)
@@ -252,14 +266,27 @@ class Runner:
         }
         if outcome.traceback:
             result["traceback"] = outcome.traceback
+        result["mode"] = self.config.mode
         if outcome.status != "ok":
             return result
-        inference = _measurement_record(outcome.measurement, cell.batch_size)
-        result["latency"] = {
-            "inference": inference,
-            "end_to_end": _measurement_record(outcome.end_to_end, cell.batch_size),
-        }
-        result["warnings"] = stability_warnings(inference, self.config.timing.target_ci)
+        if outcome.throughput is not None:
+            per_round = (outcome.inferences_per_round or 1) * cell.batch_size
+            rounds = _measurement_record(outcome.throughput, per_round)
+            assert rounds is not None
+            rounds["requests"] = outcome.requests
+            rounds["inferences_per_round"] = outcome.inferences_per_round
+            rounds["items_per_s_wall"] = rounds["n"] * per_round / max(rounds["wall_s"], 1e-9)
+            result["throughput"] = rounds
+            result["settings"] = {**outcome.settings, "requests": str(outcome.requests)}
+            timed = rounds
+        else:
+            timed = _measurement_record(outcome.measurement, cell.batch_size)
+            result["latency"] = {
+                "inference": timed,
+                "end_to_end": _measurement_record(outcome.end_to_end, cell.batch_size),
+            }
+        target = self.config.timing.target_ci
+        result["warnings"] = stability_warnings(timed, target, self.governor)
         parity = compare_outputs(
             outcome.outputs,
             [outputs for _, outputs in pairs],
@@ -291,17 +318,21 @@ class Runner:
 
 
 def describe_outcome(record: dict[str, Any]) -> str:
-    """One line for the terminal: status, median latency, parity."""
+    """One line for the terminal: status, median latency or throughput, parity."""
     status = record["status"]
-    if status in ("ok", "parity_failed"):
+    if status not in ("ok", "parity_failed"):
+        reason = (record.get("reason") or "").splitlines()
+        return f"{status}: {reason[0] if reason else ''}"
+    if record.get("throughput"):
+        tput = record["throughput"]
+        text = f"{status}: {tput['items_per_s_wall']:.0f} items/s, {tput['requests']} requests"
+    else:
         lat = record["latency"]["inference"]
         text = (
             f"{status}: median {lat['p50_us']:.1f} µs, {lat['throughput_items_per_s']:.0f} items/s"
         )
-        worst = max((o["max_abs_err"] or 0.0 for o in record["parity"]["outputs"]), default=0.0)
-        text += f", max abs err {worst:.2g}"
-        if record.get("warnings"):
-            text += f" [warning: {'; '.join(record['warnings'])}]"
-        return text
-    reason = (record.get("reason") or "").splitlines()
-    return f"{status}: {reason[0] if reason else ''}"
+    worst = max((o["max_abs_err"] or 0.0 for o in record["parity"]["outputs"]), default=0.0)
+    text += f", max abs err {worst:.2g}"
+    if record.get("warnings"):
+        text += f" [warning: {'; '.join(record['warnings'])}]"
+    return text

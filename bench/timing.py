@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,36 @@ class Measurement:
     stop_reason: str  # "target_ci" | "max_time" | "min_reached"
     ci_met: bool
     wall_s: float
+    other_cpu_fraction: float | None = None  # CPU used by other processes, share of all cores
+
+
+class CpuLoad:
+    """How much CPU the rest of the machine used while this process measured (Linux)."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as fh:
+                fields = [int(v) for v in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / tick  # all but idle and iowait
+        own = os.times()
+        return busy, own.user + own.system, time.monotonic()
+
+    def other_fraction(self) -> float | None:
+        end = self._read()
+        if self._start is None or end is None:
+            return None
+        wall = end[2] - self._start[2]
+        if wall <= 0:
+            return None
+        other = (end[0] - self._start[0]) - (end[1] - self._start[1])
+        return max(0.0, other / (wall * (os.cpu_count() or 1)))
 
 
 def seconds(fn: Callable[[], T]) -> tuple[T, float]:
@@ -58,6 +89,7 @@ def measure(run: Callable[[], object], policy: TimingPolicy) -> Measurement:
         warmup_iters += 1
 
     samples: list[int] = []
+    load = CpuLoad()
     start = clock()
     min_ns, max_ns = int(policy.min_time * 1e9), int(policy.max_time * 1e9)
     next_check = policy.min_iters
@@ -70,12 +102,18 @@ def measure(run: Callable[[], object], policy: TimingPolicy) -> Measurement:
         if len(samples) < policy.min_iters or elapsed < min_ns:
             continue
         if policy.target_ci <= 0:
-            return Measurement(samples, warmup_iters, "min_reached", True, elapsed / 1e9)
+            return Measurement(
+                samples, warmup_iters, "min_reached", True, elapsed / 1e9, load.other_fraction()
+            )
         if len(samples) >= next_check:
             # Checking every ~10% of growth keeps the CI's cost off the timed path.
             next_check = int(len(samples) * 1.1) + 1
             if ci_relative_halfwidth(samples) <= policy.target_ci:
-                return Measurement(samples, warmup_iters, "target_ci", True, elapsed / 1e9)
+                return Measurement(
+                    samples, warmup_iters, "target_ci", True, elapsed / 1e9, load.other_fraction()
+                )
         if elapsed >= max_ns:
             met = ci_relative_halfwidth(samples) <= policy.target_ci
-            return Measurement(samples, warmup_iters, "max_time", met, elapsed / 1e9)
+            return Measurement(
+                samples, warmup_iters, "max_time", met, elapsed / 1e9, load.other_fraction()
+            )

@@ -58,13 +58,20 @@ def run_cell(job: CellJob) -> CellOutcome:
         backend.bind(job.inputs[0])
         _, first = seconds(backend.run)
         outcome.first_run_ms = first * 1e3
-        outcome.measurement = measure(backend.run, job.policy)
+        if job.mode == "throughput":
+            outcome.requests = backend.prepare_concurrent(job.requests)
+            outcome.inferences_per_round = outcome.requests * backend.ROUND_DEPTH
+            outcome.throughput = measure(backend.run_concurrent, job.policy)
+            backend.bind(job.inputs[0])
+        else:
+            outcome.measurement = measure(backend.run, job.policy)
+        backend.run()
         outcome.outputs.append(backend.outputs())
         for batch in job.inputs[1:]:
             backend.bind(batch)
             backend.run()
             outcome.outputs.append(backend.outputs())
-        if job.end_to_end:
+        if job.end_to_end and job.mode == "latency":
             first_inputs = job.inputs[0]
             outcome.end_to_end = measure(lambda: backend.infer(first_inputs), job.policy)
     finally:

@@ -157,3 +157,47 @@ def test_list_shows_models_and_backend_availability(bench_env) -> None:
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         assert "unavailable:" in line and "CUDAExecutionProvider" in line
+
+
+def test_throughput_mode_end_to_end(bench_env, tmp_path) -> None:
+    out = tmp_path / "tput"
+    proc = bench(
+        "run", "--backends", "ort-cpu,openvino", "--opsets", "18", "--batch-sizes", "2",
+        "--mode", "throughput", "--out", str(out), *FAST_TIMING, env=bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = {
+        r["backend"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())
+    }
+    assert records["openvino"]["settings"]["PERFORMANCE_HINT"] == "THROUGHPUT"
+    for name in ("ort-cpu", "openvino", "torch"):
+        tput = records[name]["throughput"]
+        assert records[name]["mode"] == "throughput" and records[name]["parity"]["passed"]
+        assert tput["requests"] >= 1 and tput["items_per_s_wall"] > 0
+        assert tput["inferences_per_round"] == tput["requests"] * 4
+        assert records[name]["settings"]["requests"] == str(tput["requests"])
+    assert records["ort-cpu"]["throughput"]["requests"] == 2
+    assert "latency" not in records["ort-cpu"]
+
+
+def test_threads_and_backend_options_are_applied_and_read_back(bench_env, tmp_path) -> None:
+    out = tmp_path / "threads"
+    proc = bench(
+        "run", "--backends", "ort-cpu,openvino", "--opsets", "18", "--batch-sizes", "1",
+        "--threads", "1", "--backend-option", "ort-cpu.graph_optimization_level=extended",
+        "--backend-option", "openvino.shapes=dynamic", "--out", str(out), *FAST_TIMING,
+        env=bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = {
+        r["backend"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())
+    }
+    assert records["ort-cpu"]["settings"]["intra_op_num_threads"] == "1"
+    assert records["ort-cpu"]["settings"]["graph_optimization_level"] == "ORT_ENABLE_EXTENDED"
+    assert records["openvino"]["settings"]["INFERENCE_NUM_THREADS"] == "1"
+    assert records["openvino"]["settings"]["shapes"] == "dynamic"
+    assert records["torch"]["settings"]["threads"] == "1"
+    for record in records.values():
+        assert record["cold_start"]["load_s"] > 0 and record["cold_start"]["first_run_ms"] > 0
+        assert record["memory"]["peak_rss_mb"] > 10
+        assert record["latency"]["end_to_end"]["p50_us"] > 0

@@ -90,3 +90,28 @@ def test_measure_honours_minimums_with_target_zero() -> None:
     m = measure(_busy, policy)
     assert m.stop_reason == "min_reached"
     assert len(m.samples_ns) == 25 and m.warmup_iters == 3
+
+
+def test_cpu_load_of_other_processes_is_a_fraction() -> None:
+    from bench.timing import CpuLoad
+
+    load = CpuLoad()
+    _busy(200_000)
+    fraction = load.other_fraction()
+    assert fraction is None or 0.0 <= fraction <= 1.0
+
+
+def test_stability_warnings_name_their_cause() -> None:
+    from bench.runner import stability_warnings
+
+    timed = {"n": 100, "iqr_over_median": 0.3, "ci_met": False, "ci95_rel_halfwidth": 0.05,
+             "unreliable_percentiles": [99], "other_cpu_fraction": 0.6}  # fmt: skip
+    warnings = stability_warnings(timed, target_ci=0.02, governor="powersave")
+    assert any("IQR/median 30%" in w for w in warnings)
+    assert any("±5.0% missed the ±2.0% target" in w for w in warnings)
+    assert any("p99" in w for w in warnings)
+    assert any("other processes used 60%" in w for w in warnings)
+    assert any("'powersave'" in w for w in warnings)
+    calm = {"n": 5000, "iqr_over_median": 0.01, "ci_met": True, "unreliable_percentiles": [],
+            "other_cpu_fraction": 0.01}  # fmt: skip
+    assert stability_warnings(calm, target_ci=0.02, governor="performance") == []

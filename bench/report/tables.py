@@ -48,6 +48,7 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for record in records:
         latency = (record.get("latency") or {}).get("inference") or {}
+        tput = record.get("throughput") or {}
         e2e = (record.get("latency") or {}).get("end_to_end") or {}
         settings = record.get("settings") or {}
         rows.append(
@@ -67,7 +68,10 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "ci95_high_us": latency.get("ci95_high_us"),
                 "n_samples": latency.get("n"),
                 "stop_reason": latency.get("stop_reason"),
-                "throughput_items_per_s": latency.get("throughput_items_per_s"),
+                "mode": record.get("mode", "latency"),
+                "requests": tput.get("requests"),
+                "throughput_items_per_s": tput.get("items_per_s_wall")
+                or latency.get("throughput_items_per_s"),
                 "e2e_p50_us": e2e.get("p50_us"),
                 "load_s": (record.get("cold_start") or {}).get("load_s"),
                 "first_run_ms": (record.get("cold_start") or {}).get("first_run_ms"),
@@ -83,12 +87,19 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    # Speedup = items/s over the torch baseline's items/s at the same model, batch, precision
+    # (in latency mode that is the ratio of medians).
     baseline = frame[(frame["backend"] == BASELINE_BACKEND) & (frame["status"] == "ok")]
-    base_p50 = baseline.set_index(["model", "batch_size", "precision"])["p50_us"].to_dict()
+    base = baseline.set_index(["model", "batch_size", "precision"])["throughput_items_per_s"]
+    base_rate = base.to_dict()
     frame["speedup_vs_torch"] = [
-        (base_p50.get((m, b, p)) / v) if v and base_p50.get((m, b, p)) else None
+        (v / base_rate[(m, b, p)]) if v and base_rate.get((m, b, p)) else None
         for m, b, p, v in zip(
-            frame["model"], frame["batch_size"], frame["precision"], frame["p50_us"], strict=True
+            frame["model"],
+            frame["batch_size"],
+            frame["precision"],
+            frame["throughput_items_per_s"],
+            strict=True,
         )
     ]
     return frame
