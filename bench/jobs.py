@@ -41,4 +41,5 @@ class CellOutcome:
     outputs: list[dict[str, np.ndarray]] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)
     peak_rss_mb: float | None = None
+    gpu_memory_mb: float | None = None
     torch_imported: bool = False

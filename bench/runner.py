@@ -261,7 +261,7 @@ class Runner:
             "reason": outcome.reason,
             "settings": outcome.settings,
             "cold_start": {"load_s": outcome.load_s, "first_run_ms": outcome.first_run_ms},
-            "memory": {"peak_rss_mb": outcome.peak_rss_mb},
+            "memory": {"peak_rss_mb": outcome.peak_rss_mb, "gpu_mb": outcome.gpu_memory_mb},
             "worker_imported_torch": outcome.torch_imported,
         }
         if outcome.traceback:

@@ -15,6 +15,7 @@ from typing import Any
 
 from backends import load_backend_class
 from bench.errors import BackendUnavailable, PrecisionMismatch
+from bench.gpu import process_gpu_memory_mb
 from bench.jobs import CellJob, CellOutcome
 from bench.timing import measure, seconds
 
@@ -77,6 +78,10 @@ def run_cell(job: CellJob) -> CellOutcome:
     finally:
         backend.close()
     outcome.peak_rss_mb = _peak_rss_mb()
+    if backend_cls.device == "cuda":
+        # Read after the cell (sessions closed, caching allocators keep their pools): what
+        # the driver attributes to this worker, an upper bound of what the cell needed.
+        outcome.gpu_memory_mb = process_gpu_memory_mb(os.getpid())
     outcome.torch_imported = "torch" in sys.modules
     return outcome
 

@@ -58,17 +58,28 @@ def bench_median(worker: Worker, backend: str, onnx_path: str, inputs, seconds: 
     return float(np.median(outcome.measurement.samples_ns)) / 1e3, outcome.settings
 
 
-def benchmark_app_median(onnx_path: str, batch: int, seconds: float, threads: int) -> float:
+def benchmark_app_median(
+    onnx_path: str, batch: int, seconds: float, threads: int | None
+) -> tuple[float, str]:
+    """benchmark_app's median (µs) and the INFERENCE_NUM_THREADS it reports."""
     exe = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
-    cmd = [exe, "-m", onnx_path, "-d", "CPU", "-hint", "latency", "-infer_precision", "f32",
-           "-shape", f"input_image[{batch},3,32,32]", "-t", str(seconds),
-           "-nthreads", str(threads)]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cmd = [exe, "-m", onnx_path, "-d", "CPU", "-infer_precision", "f32",
+           "-shape", f"input_image[{batch},3,32,32]", "-t", str(max(1, round(seconds)))]  # fmt: skip
+    if threads:  # benchmark_app accepts -nthreads only with -hint none
+        cmd += ["-hint", "none", "-nstreams", "1", "-nthreads", str(threads)]
+    else:
+        cmd += ["-hint", "latency"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark_app failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
+    out = proc.stdout
     match = re.search(r"Median:\s+([\d.]+)\s+(ms|us)", out)
+    found_threads = re.search(r"INFERENCE_NUM_THREADS:\s+(\d+)", out)
     if not match:
         raise SystemExit(f"could not read benchmark_app's median:\n{out[-2000:]}")
     value = float(match.group(1))
-    return value * 1000 if match.group(2) == "ms" else value
+    median = value * 1000 if match.group(2) == "ms" else value
+    return median, found_threads.group(1) if found_threads else "?"
 
 
 def bare_ort_median(onnx_path: str, inputs, seconds: float, threads: int | None) -> float:
@@ -129,8 +140,15 @@ def main() -> int:
                         )
                         ours.append(median)
                         if backend == "openvino":
-                            threads = int(settings["INFERENCE_NUM_THREADS"])
-                            refs.append(benchmark_app_median(path, batch, args.seconds, threads))
+                            ref, ref_threads = benchmark_app_median(
+                                path, batch, args.seconds, args.threads
+                            )
+                            if ref_threads != settings["INFERENCE_NUM_THREADS"]:
+                                raise SystemExit(
+                                    f"thread counts differ: bench {settings['INFERENCE_NUM_THREADS']}"
+                                    f", benchmark_app {ref_threads}"
+                                )
+                            refs.append(ref)
                         else:
                             refs.append(bare_ort_median(path, inputs, args.seconds, args.threads))
                 finally:

@@ -1,0 +1,41 @@
+"""GPU memory of a process, through NVML when available, else nvidia-smi; None elsewhere."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+
+def process_gpu_memory_mb(pid: int) -> float | None:
+    """Device memory (MiB) the driver attributes to `pid`, summed over GPUs."""
+    try:
+        import pynvml  # from nvidia-ml-py, optional
+
+        pynvml.nvmlInit()
+        try:
+            total = 0
+            for index in range(pynvml.nvmlDeviceGetCount()):
+                handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+                for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                    if proc.pid == pid and proc.usedGpuMemory:
+                        total += proc.usedGpuMemory
+            return total / 2**20
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        pass
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    used = [float(mem) for p, mem in (line.split(",") for line in out.splitlines() if "," in line)
+            if int(p) == pid]  # fmt: skip
+    return sum(used) if used else 0.0
