@@ -21,6 +21,7 @@ class OutputParity:
     mean_abs_err: float | None = None
     cosine: float | None = None
     frac_beyond_tol: float | None = None
+    tol_ratio: float | None = None  # max |a - e| / (atol + rtol |e|): <= 1 passes
     nan_count: int = 0
     inf_count: int = 0
     argmax_agreement: float | None = None
@@ -65,12 +66,14 @@ def compare_output(
     nan_count = int(np.isnan(a).sum())
     inf_count = int(np.isinf(a).sum())
     if a.size == 0:
-        return OutputParity(name, True, 0.0, 0.0, 0.0, 1.0, 0.0)
+        return OutputParity(name, True, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0)
     finite = np.isfinite(a) & np.isfinite(e)
     diff = np.abs(a - e)
     diff_f = diff[finite] if finite.any() else np.zeros(1)
     rel = diff_f / np.maximum(np.abs(e[finite]), REL_EPSILON) if finite.any() else np.zeros(1)
-    beyond = ~(diff <= atol + rtol * np.abs(e))  # NaN counts as beyond
+    allowed = atol + rtol * np.abs(e)
+    beyond = ~(diff <= allowed)  # NaN counts as beyond
+    tol_ratio = float((diff[finite] / allowed[finite]).max()) if finite.any() else None
     norm = np.linalg.norm(a[finite]) * np.linalg.norm(e[finite])
     cosine = (
         float(np.dot(a[finite], e[finite]) / norm)
@@ -97,6 +100,7 @@ def compare_output(
         mean_abs_err=float(diff_f.mean()),
         cosine=cosine,
         frac_beyond_tol=float(beyond.mean()),
+        tol_ratio=tol_ratio,
         nan_count=nan_count,
         inf_count=inf_count,
         argmax_agreement=argmax,
@@ -121,6 +125,7 @@ def _worst(results: Sequence[OutputParity]) -> OutputParity:
         mean_abs_err=pick("mean_abs_err"),
         cosine=pick("cosine", min),
         frac_beyond_tol=pick("frac_beyond_tol"),
+        tol_ratio=pick("tol_ratio"),
         nan_count=sum(r.nan_count for r in results),
         inf_count=sum(r.inf_count for r in results),
         argmax_agreement=pick("argmax_agreement", min),

@@ -48,9 +48,29 @@ class ResultsWriter:
         self._fh.close()
 
 
+def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older record to the current schema (fields it could not have had are None).
+
+    v1 -> v2: v2 added `mode`, `throughput`, `memory.gpu_mb`, `latency.*.other_cpu_fraction`
+    and `parity.outputs[].tol_ratio`.
+    """
+    record = dict(record)
+    if record["schema_version"] < 2:
+        record.setdefault("mode", "latency")
+        if isinstance(record.get("memory"), dict):
+            record["memory"] = {"gpu_mb": None, **record["memory"]}
+        for timed in (record.get("latency") or {}).values():
+            if isinstance(timed, dict):
+                timed.setdefault("other_cpu_fraction", None)
+        for output in (record.get("parity") or {}).get("outputs") or []:
+            output.setdefault("tol_ratio", None)
+        record["schema_version"] = 2
+    return record
+
+
 def read_records(run_dir: Path) -> list[dict[str, Any]]:
-    """All records of a run; refuses records written by a newer bench."""
-    return list(iter_records(run_dir / RESULTS_FILE))
+    """All records of a run, upgraded to the current schema; refuses newer schemas."""
+    return [upgrade_record(r) for r in iter_records(run_dir / RESULTS_FILE)]
 
 
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:

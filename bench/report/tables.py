@@ -36,6 +36,7 @@ def _worst_parity(record: dict[str, Any]) -> dict[str, Any]:
         "mean_abs_err": worst("mean_abs_err"),
         "cosine": worst("cosine", min),
         "frac_beyond_tol": worst("frac_beyond_tol"),
+        "tol_ratio": worst("tol_ratio"),
         "nan_inf": sum((o.get("nan_count") or 0) + (o.get("inf_count") or 0) for o in outputs),
         "argmax_agreement": worst("argmax_agreement", min),
         "rtol": parity.get("rtol"),
@@ -74,6 +75,8 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 or latency.get("throughput_items_per_s"),
                 "e2e_p50_us": e2e.get("p50_us"),
                 "load_s": (record.get("cold_start") or {}).get("load_s"),
+                "export_s": (record.get("export") or {}).get("export_s"),
+                "export_cached": (record.get("export") or {}).get("cached"),
                 "first_run_ms": (record.get("cold_start") or {}).get("first_run_ms"),
                 "peak_rss_mb": (record.get("memory") or {}).get("peak_rss_mb"),
                 "effective_precision": settings.get("precision"),
@@ -113,7 +116,8 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
     return str(value)
 
 
-def _export_label(row: pd.Series) -> str:
+def export_label(row: pd.Series) -> str:
+    """`exporter opN` (with `→M` when the file holds another opset), or `eager`."""
     if pd.isna(row["opset_requested"]) or row["opset_requested"] is None:
         return "eager"
     used = row["exporter_used"] if isinstance(row["exporter_used"], str) else row["exporter"]
@@ -125,15 +129,15 @@ def _export_label(row: pd.Series) -> str:
     return label
 
 
-def _status_badge(row: pd.Series) -> str:
+def _status_badge(row: pd.Series, emoji: bool) -> str:
     if row["status"] == "ok":
-        return "✅ pass"
+        return "✅ pass" if emoji else "pass"
     if row["status"] == "parity_failed":
-        return "❌ PARITY FAIL"
+        return "❌ PARITY FAIL" if emoji else "PARITY FAIL"
     return row["status"]
 
 
-def _md_escape(text: Any) -> str:
+def md_escape(text: Any) -> str:
     return (
         str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
     )
@@ -141,11 +145,12 @@ def _md_escape(text: Any) -> str:
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def latency_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+def latency_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], list[list[Any]]]:
+    """The latency table; `emoji` badges for Markdown, plain words for HTML."""
     headers = [
         "model",
         "backend",
@@ -173,10 +178,10 @@ def latency_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
             [
                 r["model"],
                 r["backend"],
-                _export_label(r),
+                export_label(r),
                 r["batch_size"],
                 r["precision"],
-                _status_badge(r),
+                _status_badge(r, emoji),
                 _fmt(r["p50_us"]),
                 ci,
                 _fmt(r["p90_us"]),
@@ -189,7 +194,8 @@ def latency_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
-def accuracy_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+def accuracy_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], list[list[Any]]]:
+    """The accuracy table of every cell that produced outputs."""
     headers = [
         "model",
         "backend",
@@ -212,10 +218,12 @@ def accuracy_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
             [
                 r["model"],
                 r["backend"],
-                _export_label(r),
+                export_label(r),
                 r["batch_size"],
                 r["precision"],
-                "✅ pass" if r["parity_passed"] else "❌ FAIL",
+                ("✅ pass" if emoji else "pass")
+                if r["parity_passed"]
+                else ("❌ FAIL" if emoji else "FAIL"),
                 _fmt(r["max_abs_err"], ".2e"),
                 _fmt(r["max_rel_err"], ".2e"),
                 _fmt(r["cosine"], ".7f"),
@@ -233,7 +241,7 @@ def problem_rows(frame: pd.DataFrame) -> list[list[Any]]:
         [
             r["model"],
             r["backend"],
-            _export_label(r),
+            export_label(r),
             r["batch_size"],
             r["precision"],
             r["status"],
@@ -243,6 +251,38 @@ def problem_rows(frame: pd.DataFrame) -> list[list[Any]]:
     ]
 
 
+def headline_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per model, batch size and precision: the fastest backend that passed parity.
+
+    Also names a faster backend that failed parity, so a wrong result never hides.
+    """
+    rows = []
+    timed = frame[frame["throughput_items_per_s"].notna()]
+    for (model, batch, precision), group in timed.groupby(["model", "batch_size", "precision"]):
+        passing = group[group["status"] == "ok"].sort_values("throughput_items_per_s")
+        if passing.empty:
+            continue
+        best = passing.iloc[-1]
+        faster_wrong = group[
+            (group["status"] == "parity_failed")
+            & (group["throughput_items_per_s"] > best["throughput_items_per_s"])
+        ]
+        rows.append(
+            {
+                "model": model,
+                "batch_size": int(batch),
+                "precision": precision,
+                "backend": best["backend"],
+                "export": export_label(best),
+                "p50_us": best["p50_us"],
+                "items_per_s": best["throughput_items_per_s"],
+                "speedup_vs_torch": best["speedup_vs_torch"],
+                "faster_but_wrong": ", ".join(sorted(set(faster_wrong["backend"]))),
+            }
+        )
+    return rows
+
+
 def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
     """report.md: latency table, accuracy table, problems, environment, reproduction."""
     frame = summary_frame(records)
@@ -250,7 +290,26 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
     if frame.empty:
         return "\n".join([*parts, "No cells were run."]) + "\n"
     counts = frame["status"].value_counts().to_dict()
+    passed = int((frame["status"] == "ok").sum())
+    ran = int(frame["status"].isin(["ok", "parity_failed"]).sum())
+    parts.append(
+        f"**{'✅' if passed == ran else '❌'} parity: {passed} of {ran} measured cells pass**"
+    )
+    parts.append("")
     parts.append("Cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    headline = headline_rows(frame)
+    if headline:
+        parts += ["", "## Headline: fastest backend that passed parity", ""]
+        parts.append(
+            _md_table(
+                ["model", "batch", "precision", "fastest passing", "median µs", "items/s",
+                 "vs torch", "faster but failed parity"],
+                [[h["model"], h["batch_size"], h["precision"], f"{h['backend']} ({h['export']})",
+                  _fmt(h["p50_us"]), _fmt(h["items_per_s"], ".0f"),
+                  f"{h['speedup_vs_torch']:.2f}×" if h["speedup_vs_torch"] else "–",
+                  h["faster_but_wrong"] or "–"] for h in headline],
+            )
+        )  # fmt: skip
     parts += [
         "",
         "## Latency (inference only, inputs bound once; e2e = host arrays in and out)",
@@ -274,7 +333,7 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
             _md_table(
                 ["model", "backend", "export", "batch", "warning"],
                 [
-                    [r["model"], r["backend"], _export_label(r), r["batch_size"], r["warnings"]]
+                    [r["model"], r["backend"], export_label(r), r["batch_size"], r["warnings"]]
                     for _, r in warned.iterrows()
                 ],
             )
@@ -327,7 +386,7 @@ def terminal_table(records: Sequence[dict[str, Any]]) -> str:
         rows.append(
             [
                 r["backend"],
-                _export_label(r),
+                export_label(r),
                 str(r["batch_size"]),
                 r["precision"],
                 status,
@@ -352,10 +411,14 @@ def terminal_table(records: Sequence[dict[str, Any]]) -> str:
 def write_reports(
     run_dir: Path, records: Sequence[dict[str, Any]], env: dict[str, Any]
 ) -> list[Path]:
-    """Write summary.csv and report.md into `run_dir`; return their paths."""
+    """Write summary.csv, report.md and report.html into `run_dir`; return their paths."""
+    from bench.report.html import html_report
+
     frame = summary_frame(records)
     csv_path = run_dir / "summary.csv"
     frame.to_csv(csv_path, index=False)
     md_path = run_dir / "report.md"
     md_path.write_text(markdown_report(records, env), encoding="utf-8")
-    return [csv_path, md_path]
+    html_path = run_dir / "report.html"
+    html_path.write_text(html_report(records, env), encoding="utf-8")
+    return [csv_path, md_path, html_path]

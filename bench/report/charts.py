@@ -1,0 +1,222 @@
+"""Plotly figures for a run. A cell that failed parity is marked in every speed chart."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from bench.report.tables import export_label
+
+FAIL_COLOR = "#d62728"
+MAX_BOX_POINTS = 1000
+
+
+def plain(text: object) -> str:
+    """A label plotly shows as literal text: its pseudo-HTML (<a>, <b>, ...) is neutralised."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _series(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["export_label"] = [export_label(r) for _, r in frame.iterrows()]
+    many_models = frame["model"].nunique() > 1
+    frame["series"] = [
+        plain(
+            (f"{r['model']} · " if many_models else "")
+            + f"{r['backend']} · {r['export_label']}"
+            + (f" · {r['precision']}" if r["precision"] != "fp32" else "")
+        )
+        for _, r in frame.iterrows()
+    ]
+    return frame
+
+
+def _speed_chart(frame: pd.DataFrame, column: str, title: str, y_title: str) -> go.Figure:
+    frame = _series(frame[frame[column].notna()])
+    fig = go.Figure()
+    for name, group in frame.groupby("series", sort=True):
+        group = group.sort_values("batch_size")
+        failed = group["status"] == "parity_failed"
+        error = None
+        if column == "p50_us":
+            error = dict(
+                type="data",
+                symmetric=False,
+                array=(group["ci95_high_us"] - group["p50_us"]).fillna(0),
+                arrayminus=(group["p50_us"] - group["ci95_low_us"]).fillna(0),
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=group["batch_size"],
+                y=group[column],
+                error_y=error,
+                mode="lines+markers+text",
+                name=name + (" ⚠ PARITY FAIL" if failed.any() else ""),
+                marker=dict(
+                    symbol=["x" if f else "circle" for f in failed],
+                    size=[14 if f else 8 for f in failed],
+                    line=dict(color=[FAIL_COLOR if f else "white" for f in failed], width=2),
+                ),
+                text=["PARITY FAIL" if f else "" for f in failed],
+                textposition="top center",
+                textfont=dict(color=FAIL_COLOR),
+                customdata=np.stack([group["p90_us"], group["p99_us"], group["status"]], axis=-1),
+                hovertemplate="batch %{x}<br>%{y:.4g}<br>p90 %{customdata[0]:.4g} µs"
+                "<br>p99 %{customdata[1]:.4g} µs<br>%{customdata[2]}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(title=title, xaxis_title="batch size", yaxis_title=y_title, height=460)
+    batches = sorted(frame["batch_size"].unique())
+    fig.update_xaxes(type="log", tickvals=batches, ticktext=[str(b) for b in batches])
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def latency_chart(frame: pd.DataFrame) -> go.Figure:
+    """Median latency against batch size per backend, with the 95% CI of the median."""
+    return _speed_chart(frame, "p50_us", "Latency (median, 95% CI; hover: p90/p99)", "µs")
+
+
+def throughput_chart(frame: pd.DataFrame) -> go.Figure:
+    """Items per second against batch size per backend."""
+    return _speed_chart(frame, "throughput_items_per_s", "Throughput", "items / s")
+
+
+def speedup_chart(frame: pd.DataFrame) -> go.Figure:
+    """Speedup over PyTorch eager per backend and batch size; parity failures hatched red."""
+    frame = _series(frame[frame["speedup_vs_torch"].notna() & (frame["backend"] != "torch")])
+    fig = go.Figure()
+    for name, group in frame.groupby("series", sort=True):
+        failed = group["status"] == "parity_failed"
+        fig.add_trace(
+            go.Bar(
+                x=group["batch_size"].astype(str),
+                y=group["speedup_vs_torch"],
+                name=name + (" ⚠ PARITY FAIL" if failed.any() else ""),
+                text=[
+                    "PARITY FAIL" if f else f"{v:.2f}×"
+                    for f, v in zip(failed, group["speedup_vs_torch"], strict=True)
+                ],
+                marker=dict(
+                    pattern=dict(shape=["x" if f else "" for f in failed]),
+                    line=dict(
+                        color=[FAIL_COLOR if f else "rgba(0,0,0,0)" for f in failed], width=3
+                    ),
+                ),
+            )
+        )
+    fig.add_hline(y=1.0, line_dash="dot", annotation_text="torch eager")
+    fig.update_layout(
+        title="Speedup over PyTorch eager (items/s ratio)",
+        barmode="group",
+        xaxis_title="batch size",
+        yaxis_title="× torch",
+        height=460,
+    )
+    return fig
+
+
+def parity_heatmap(frame: pd.DataFrame) -> go.Figure:
+    """Error relative to tolerance per (backend, export) × batch; statuses written in cells."""
+    frame = _series(frame)
+    rows = sorted(frame["series"].unique())
+    cols = sorted(frame["batch_size"].unique())
+    z = [[None] * len(cols) for _ in rows]
+    text = [[""] * len(cols) for _ in rows]
+    for _, r in frame.iterrows():
+        i, j = rows.index(r["series"]), cols.index(r["batch_size"])
+        ratio = r.get("tol_ratio")
+        if r["status"] in ("ok", "parity_failed") and ratio is not None and not pd.isna(ratio):
+            z[i][j] = math.log10(max(float(ratio), 1e-6))
+            text[i][j] = ("FAIL " if r["status"] == "parity_failed" else "") + f"{ratio:.2g}×tol"
+        else:
+            text[i][j] = r["status"].upper()
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[str(c) for c in cols],
+            y=rows,
+            text=text,
+            texttemplate="%{text}",
+            colorscale=[[0, "#1a9850"], [0.5, "#fee08b"], [0.75, "#fdae61"], [1, "#d73027"]],
+            zmin=-4,
+            zmax=2,
+            colorbar=dict(title="log10(err / tol)", tickvals=[-4, -2, 0, 2]),
+            hoverongaps=False,
+        )
+    )
+    fig.update_layout(
+        title="Parity: worst error / tolerance (≤ 1 passes); grey cells did not run",
+        xaxis_title="batch size",
+        height=max(300, 60 + 40 * len(rows)),
+        plot_bgcolor="#dddddd",
+    )
+    return fig
+
+
+def distribution_chart(records: Sequence[dict[str, Any]]) -> go.Figure:
+    """Box plots of the raw inference samples of every measured cell."""
+    fig = go.Figure()
+    rng = np.random.default_rng(0)
+    for record in records:
+        timed = (record.get("latency") or {}).get("inference") or record.get("throughput")
+        if not timed or not timed.get("samples_us"):
+            continue
+        samples = np.asarray(timed["samples_us"])
+        if samples.size > MAX_BOX_POINTS:  # keep the file small; quartiles barely move
+            samples = np.sort(rng.choice(samples, MAX_BOX_POINTS, replace=False))
+        failed = record["status"] == "parity_failed"
+        label = plain(record["cell_id"].replace("/", " · ")) + (" ⚠ PARITY FAIL" if failed else "")
+        fig.add_trace(
+            go.Box(
+                y=samples, name=label, boxpoints=False, marker_color=FAIL_COLOR if failed else None
+            )
+        )
+    fig.update_layout(
+        title="Latency distributions (raw samples; throughput mode: per round)",
+        yaxis_title="µs",
+        yaxis_type="log",
+        showlegend=False,
+        height=520,
+    )
+    return fig
+
+
+def cold_start_chart(frame: pd.DataFrame) -> go.Figure:
+    """Export, load/compile and first-inference times per cell."""
+    frame = _series(frame[frame["load_s"].notna()])
+    label = [f"{s} · b{b}" for s, b in zip(frame["series"], frame["batch_size"], strict=True)]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=label, y=frame["load_s"] * 1e3, name="session / compile (ms)"))
+    fig.add_trace(go.Bar(x=label, y=frame["first_run_ms"], name="first inference (ms)"))
+    exported = frame["export_s"].notna()
+    fig.add_trace(
+        go.Bar(
+            x=[x for x, e in zip(label, exported, strict=True) if e],
+            y=frame.loc[exported, "export_s"] * 1e3,
+            name="export (ms, when it was made)",
+        )
+    )
+    fig.update_layout(
+        title="Cold start", barmode="group", yaxis_title="ms", yaxis_type="log", height=480
+    )
+    return fig
+
+
+def run_charts(frame: pd.DataFrame, records: Sequence[dict[str, Any]]) -> list[go.Figure]:
+    """Every chart of a run report, in display order."""
+    if frame.empty:
+        return []
+    return [
+        latency_chart(frame),
+        throughput_chart(frame),
+        speedup_chart(frame),
+        parity_heatmap(frame),
+        distribution_chart(records),
+        cold_start_chart(frame),
+    ]

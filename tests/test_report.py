@@ -1,0 +1,124 @@
+"""Reports from checked-in runs: Markdown, CSV, HTML (escaping), and a real browser."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.errors import BenchError
+from bench.report import write_reports
+from bench.report.html import html_report
+from bench.report.tables import headline_rows, markdown_report, summary_frame
+from bench.results import read_json, read_records
+
+DATA = Path(__file__).parent / "data"
+RUN = DATA / "run_default_threads"
+
+
+@pytest.fixture
+def records() -> list[dict]:
+    return read_records(RUN)
+
+
+@pytest.fixture
+def env() -> dict:
+    return read_json(RUN / "env.json")
+
+
+def test_markdown_report_sections(records, env) -> None:
+    md = markdown_report(records, env)
+    for heading in ("## Headline: fastest backend that passed parity", "## Latency",
+                    "## Accuracy against PyTorch eager fp32", "## Environment", "## Reproduce"):  # fmt: skip
+        assert heading in md
+    assert "parity: 6 of 6 measured cells pass" in md
+    assert "python -m bench run" in md
+
+
+def test_failed_parity_never_wins_the_headline(records) -> None:
+    bad = copy.deepcopy(records)
+    ort = next(r for r in bad if r["backend"] == "ort-cpu" and r["batch_size"] == 1)
+    ort["status"] = "parity_failed"
+    ort["latency"]["inference"]["throughput_items_per_s"] = 1e12  # absurdly fast, and wrong
+    frame = summary_frame(bad)
+    row = next(h for h in headline_rows(frame) if h["batch_size"] == 1)
+    assert row["backend"] != "ort-cpu"
+    assert row["faster_but_wrong"] == "ort-cpu"
+    md = markdown_report(bad, {})
+    assert "❌ PARITY FAIL" in md
+
+
+def test_html_escapes_every_string(records, env) -> None:
+    evil = copy.deepcopy(records)
+    for r in evil:
+        r["model"] = "<script>alert('model')</script>"
+        r["reason"] = "<img src=x onerror=alert(1)>"
+    env = {**env, "cpu_model": "<b>cpu</b>", "command": ["bench", "<script>x</script>"]}
+    page = html_report(evil, env)
+    assert "<script>alert('model')</script>" not in page
+    assert "&lt;script&gt;alert(&#x27;model&#x27;)&lt;/script&gt;" in page
+    assert "<b>cpu</b>" not in page and "<img src=x" not in page
+    assert page.count("<script") == 1 + 6  # plotly.js once, then one per chart
+
+
+def test_report_html_is_self_contained(records, env) -> None:
+    page = html_report(records, env)
+    library_start = page.index("<script type='text/javascript'>")
+    library_end = page.index("</script>", library_start)
+    assert "plotly" in page[library_start : library_start + 300].lower()
+    outside = page[:library_start] + page[library_end:]
+    assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?https?://""", outside)
+    assert "cdn.plot.ly" not in outside
+
+
+def test_older_schema_is_upgraded_and_newer_refused(tmp_path) -> None:
+    old = read_records(DATA / "run_schema_v1")
+    assert old and all(r["schema_version"] == 2 and r["mode"] == "latency" for r in old)
+    assert "gpu_mb" in old[0]["memory"]
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    line = json.loads((RUN / "results.jsonl").read_text().splitlines()[0])
+    line["schema_version"] = 99
+    (newer / "results.jsonl").write_text(json.dumps(line) + "\n")
+    with pytest.raises(BenchError, match="schema_version 99; this bench reads versions up to 2"):
+        read_records(newer)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
+    "--virtual-time-budget=15000",
+]  # fmt: skip
+
+
+def test_report_html_renders_in_headless_chromium(records, env, tmp_path) -> None:
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: .ci/run must install Debian's chromium")
+        pytest.skip("chromium not installed (apt-get install chromium); CI installs it")
+    write_reports(tmp_path, records, env)
+    url = (tmp_path / "report.html").as_uri()
+    proc = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    dom = proc.stdout
+    assert "bench report" in dom, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
+    errors = [line for line in console if "error" in line.lower() or "Uncaught" in line]
+    assert not errors, errors
+    charts = re.findall(r'<div id="chart-(\d+)"[^>]*class="[^"]*js-plotly-plot', dom)
+    assert len(charts) == 6, "every chart div was turned into a plotly plot"
+    assert dom.count('class="main-svg"') >= 6  # plotly drew its SVG for each chart
