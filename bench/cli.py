@@ -166,6 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="rebuild the report files of a run folder")
     report.add_argument("run_dir", help="a run folder holding results.jsonl and env.json")
+
+    comp = sub.add_parser("compare", help="compare runs cell by cell, with statistics")
+    comp.add_argument("run_dirs", nargs="+", help="run folders to compare")
+    comp.add_argument(
+        "--baseline", default=None, help="the run the others are compared with (default: the first)"
+    )
+    comp.add_argument(
+        "--out",
+        default=None,
+        help="folder for compare.md and compare.html (default: results/compare-<time>)",
+    )
+    comp.add_argument(
+        "--fail-on-regression",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="exit 1 when a significant slowdown exceeds PCT percent or a cell "
+        "went from parity pass to fail",
+    )
     return parser
 
 
@@ -350,6 +369,51 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import Run, compare, regressions
+    from bench.report.compare_report import (
+        html_comparison,
+        markdown_comparison,
+        terminal_comparison,
+    )
+    from bench.results import read_json, read_records
+
+    dirs = list(dict.fromkeys([*([args.baseline] if args.baseline else []), *args.run_dirs]))
+    if len(dirs) < 2:
+        raise BenchError("compare needs at least two different run folders")
+    runs = []
+    for folder in map(Path, dirs):
+        if not folder.is_dir():
+            raise BenchError(f"{folder} is not a run folder")
+        runs.append(Run(folder.name, read_records(folder), read_json(folder / ENV_FILE)))
+    if args.fail_on_regression is not None:
+        _positive("--fail-on-regression", args.fail_on_regression, allow_zero=True)
+    comparison = compare(runs, baseline=0)
+    gate = (
+        None
+        if args.fail_on_regression is None
+        else regressions(comparison, args.fail_on_regression)
+    )
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("results") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(markdown_comparison(comparison, gate), encoding="utf-8")
+    (out / "compare.html").write_text(html_comparison(comparison, gate), encoding="utf-8")
+    print(terminal_comparison(comparison))
+    print(f"\ncomparison: {out / 'compare.md'}, {out / 'compare.html'}")
+    if gate:
+        print("regression gate FAILED:", file=sys.stderr)
+        for reason in gate:
+            print(f"  {reason}", file=sys.stderr)
+        return 1
+    if gate is not None:
+        print("regression gate passed")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -359,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, ["python", "-m", "bench", *argv])
         if args.command == "list":
             return cmd_list()
+        if args.command == "compare":
+            return cmd_compare(args)
         return cmd_report(args)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)

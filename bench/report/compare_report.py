@@ -1,0 +1,130 @@
+"""Terminal, Markdown and HTML output of a `Comparison`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+from bench.compare import Comparison
+from bench.report.charts import plain
+from bench.report.html import html_table, page
+from bench.report.tables import md_escape
+
+HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "ratio 95% CI", "p", "verdict",
+           "comparable", "parity drift"]  # fmt: skip
+
+
+def _label(key: tuple) -> str:
+    model, backend, exporter, opset, batch, precision, mode = key
+    export = f"{exporter} op{opset}" if opset is not None else "eager"
+    extra = f" {mode}" if mode != "latency" else ""
+    return f"{model} · {backend} · {export} · b{batch} · {precision}{extra}"
+
+
+def _num(value: Any, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def comparison_rows(comparison: Comparison) -> list[list[str]]:
+    rows = []
+    for c in comparison.cells:
+        ci = f"{_num(c.ratio_low, '.3f')}–{_num(c.ratio_high, '.3f')}" if c.ratio_low else "–"
+        rows.append([
+            _label(c.key), c.other, _num(c.base_median_us, ".1f"), _num(c.other_median_us, ".1f"),
+            _num(c.ratio, ".3f"), ci, _num(c.p_value, ".2g"), c.verdict,
+            "yes" if c.comparable else f"NO: {c.not_comparable_reason}", c.parity_drift or "–",
+        ])  # fmt: skip
+    return rows
+
+
+def geomean_rows(comparison: Comparison) -> list[list[str]]:
+    return [
+        [run, backend, f"{value:.3f}"]
+        for (run, backend), value in sorted(comparison.geomeans.items())
+    ]
+
+
+def env_rows(comparison: Comparison) -> list[list[str]]:
+    return [[run, name, str(a), str(b)] for run, diffs in comparison.env_differences.items()
+            for name, a, b in diffs]  # fmt: skip
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows])
+
+
+def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
+    parts = [f"# bench compare: baseline {md_escape(comparison.baseline)}", "",
+             "Ratio = run median / baseline median (above 1: slower). Significant when "
+             "Mann-Whitney p < 0.01 and the ratio's CI excludes 1.", ""]  # fmt: skip
+    parts.append(_md_table(HEADERS, comparison_rows(comparison)))
+    parts += ["", "## Geometric mean of ratios per backend (comparable cells)", ""]
+    parts.append(_md_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)))
+    parts += ["", "## Environment differences", ""]
+    env = env_rows(comparison)
+    parts.append(_md_table(["run", "field", "baseline", "run"], env) if env else "None.")
+    missing = [(run, _label(k)) for run, keys in comparison.only_in.items() for k in keys]
+    if missing:
+        parts += ["", "## Cells in one run only", ""]
+        parts.append(_md_table(["only in", "cell"], [list(m) for m in missing]))
+    if gate is not None:
+        parts += ["", "## Regression gate", ""]
+        parts += [f"- {md_escape(g)}" for g in gate] if gate else ["No regression."]
+    return "\n".join(parts) + "\n"
+
+
+def comparison_chart(comparison: Comparison) -> go.Figure:
+    fig = go.Figure()
+    colors = {"slower": "#d62728", "faster": "#2ca02c", "not significant": "#7f7f7f"}
+    for verdict, color in colors.items():
+        cells = [c for c in comparison.cells if c.verdict == verdict and c.ratio]
+        if not cells:
+            continue
+        fig.add_trace(go.Bar(
+            x=[plain(f"{_label(c.key)} [{c.other}]") for c in cells],
+            y=[c.ratio for c in cells],
+            error_y=dict(type="data", symmetric=False,
+                         array=[(c.ratio_high or c.ratio) - c.ratio for c in cells],
+                         arrayminus=[c.ratio - (c.ratio_low or c.ratio) for c in cells]),
+            marker=dict(color=color, pattern=dict(shape=["x" if not c.comparable or c.parity_drift else "" for c in cells])),
+            name=verdict,
+        ))  # fmt: skip
+    fig.add_hline(y=1.0, line_dash="dot", annotation_text="baseline")
+    fig.update_layout(title="Median ratio against the baseline (hatched: not comparable or parity drift)",
+                      yaxis_title="run / baseline", height=560)  # fmt: skip
+    return fig
+
+
+def html_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
+    sections = [f"<h1>bench compare: baseline {plain(comparison.baseline)}</h1>",
+                "<p>Ratio = run median / baseline median (above 1: slower). Significant when "
+                "Mann-Whitney p &lt; 0.01 and the ratio's CI excludes 1.</p>",
+                html_table(HEADERS, comparison_rows(comparison)),
+                "<h2>Geometric mean per backend</h2>",
+                html_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)),
+                "<h2>Environment differences</h2>",
+                html_table(["run", "field", "baseline", "run"], env_rows(comparison))]  # fmt: skip
+    if gate is not None:
+        sections.append(
+            "<h2>Regression gate</h2>"
+            + html_table(["reason"], [[g] for g in gate] or [["No regression."]])
+        )
+    return page("bench compare", sections, [comparison_chart(comparison)])
+
+
+def terminal_comparison(comparison: Comparison) -> str:
+    rows = [[r[0], r[1], r[4], r[5], r[7], r[8] if r[8] != "yes" else "", r[9] if r[9] != "–" else ""]
+            for r in comparison_rows(comparison)]  # fmt: skip
+    headers = ["cell", "run", "ratio", "95% CI", "verdict", "comparable", "parity drift"]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    for row in geomean_rows(comparison):
+        lines.append(f"geomean {row[1]} in {row[0]}: {row[2]}")
+    for row in env_rows(comparison):
+        lines.append(f"env differs in {row[0]}: {row[1]}: {row[2]} -> {row[3]}")
+    return "\n".join(lines)
