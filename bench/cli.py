@@ -162,10 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 0 even when cells failed, crashed, timed out or failed parity",
     )
 
+    run.add_argument(
+        "--png",
+        action="store_true",
+        help="also write static PNG charts to charts/ (needs the png extra and chromium)",
+    )
+
     sub.add_parser("list", help="list models and backends, and whether each backend runs here")
 
     report = sub.add_parser("report", help="rebuild the report files of a run folder")
     report.add_argument("run_dir", help="a run folder holding results.jsonl and env.json")
+    report.add_argument("--png", action="store_true", help="also write static PNG charts")
 
     comp = sub.add_parser("compare", help="compare runs cell by cell, with statistics")
     comp.add_argument("run_dirs", nargs="+", help="run folders to compare")
@@ -318,7 +325,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             records = runner.run(writer, cells, stop)
         finally:
             writer.close()
-    paths = write_reports(run_dir, records, env)
+    paths = write_reports(run_dir, records, env, png=args.png)
     print()
     print(terminal_table(records))
     print()
@@ -364,7 +371,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise BenchError(f"{run_dir} is not a folder")
     records = read_records(run_dir)
     env = read_json(run_dir / ENV_FILE)
-    for path in write_reports(run_dir, records, env):
+    for path in write_reports(run_dir, records, env, png=args.png):
         print(path)
     return 0
 

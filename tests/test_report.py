@@ -122,3 +122,16 @@ def test_report_html_renders_in_headless_chromium(records, env, tmp_path) -> Non
     charts = re.findall(r'<div id="chart-(\d+)"[^>]*class="[^"]*js-plotly-plot', dom)
     assert len(charts) == 6, "every chart div was turned into a plotly plot"
     assert dom.count('class="main-svg"') >= 6  # plotly drew its SVG for each chart
+
+
+def test_png_charts_through_kaleido(records, env, tmp_path) -> None:
+    pytest.importorskip("kaleido", reason="the png extra is not installed")
+    if _chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI")
+        pytest.skip("chromium not installed")
+    paths = write_reports(tmp_path, records, env, png=True)
+    pngs = [p for p in paths if p.suffix == ".png"]
+    assert len(pngs) == 6
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000

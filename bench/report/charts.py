@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from bench.errors import BenchError
 from bench.report.tables import export_label
 
 FAIL_COLOR = "#d62728"
@@ -220,3 +224,27 @@ def run_charts(frame: pd.DataFrame, records: Sequence[dict[str, Any]]) -> list[g
         distribution_chart(records),
         cold_start_chart(frame),
     ]
+
+
+CHART_NAMES = ("latency", "throughput", "speedup", "parity", "distributions", "cold_start")
+
+
+def write_pngs(figures: Sequence[go.Figure], folder: Path) -> list[Path]:
+    """Static PNGs through kaleido, which drives a Chromium (Debian's `chromium` works)."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        raise BenchError("--png needs kaleido: pip install -e '.[png]' (and a Chromium)") from None
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser and "BROWSER_PATH" not in os.environ:
+        os.environ["BROWSER_PATH"] = browser
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in zip(CHART_NAMES, figures, strict=False):
+        path = folder / f"{name}.png"
+        try:
+            fig.write_image(str(path), width=1200, height=fig.layout.height or 500)
+        except Exception as exc:
+            raise BenchError(f"--png: kaleido could not render ({exc}); install chromium") from exc
+        paths.append(path)
+    return paths

@@ -409,9 +409,9 @@ def terminal_table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def write_reports(
-    run_dir: Path, records: Sequence[dict[str, Any]], env: dict[str, Any]
+    run_dir: Path, records: Sequence[dict[str, Any]], env: dict[str, Any], png: bool = False
 ) -> list[Path]:
-    """Write summary.csv, report.md and report.html into `run_dir`; return their paths."""
+    """Write summary.csv, report.md, report.html (and charts/*.png) into `run_dir`."""
     from bench.report.html import html_report
 
     frame = summary_frame(records)
@@ -421,4 +421,9 @@ def write_reports(
     md_path.write_text(markdown_report(records, env), encoding="utf-8")
     html_path = run_dir / "report.html"
     html_path.write_text(html_report(records, env), encoding="utf-8")
-    return [csv_path, md_path, html_path]
+    paths = [csv_path, md_path, html_path]
+    if png:
+        from bench.report.charts import run_charts, write_pngs
+
+        paths += write_pngs(run_charts(frame, records), run_dir / "charts")
+    return paths
