@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from bench.config import BASELINE_BACKEND, DEFAULT_BACKENDS, RunConfig, default_cache_dir
 from bench.errors import BenchError
@@ -37,8 +38,15 @@ def _positive(flag: str, value: float, allow_zero: bool = False) -> None:
         raise BenchError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value:g}")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem (exit 2), no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"bench: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bench",
         allow_abbrev=False,
         description="Export PyTorch models to ONNX, run them on several runtimes, check the "
@@ -163,6 +171,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     run.add_argument(
+        "--rtol",
+        action="append",
+        default=[],
+        metavar="[MODEL=]VALUE",
+        help="parity rtol for every model, or MODEL=VALUE for one (repeatable)",
+    )
+    run.add_argument(
+        "--atol",
+        action="append",
+        default=[],
+        metavar="[MODEL=]VALUE",
+        help="parity atol for every model, or MODEL=VALUE for one (repeatable)",
+    )
+    run.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="TOML or JSON file of run settings (keys are flag names with "
+        "underscores; a [tolerances.MODEL] table sets rtol/atol); flags override it",
+    )
+    run.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="finish an interrupted run with its original configuration: run only "
+        "the cells with no record",
+    )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: also run again the cells that failed, crashed, timed "
+        "out, failed to export or failed parity",
+    )
+    run.add_argument(
         "--png",
         action="store_true",
         help="also write static PNG charts to charts/ (needs the png extra and chromium)",
@@ -211,6 +253,69 @@ def _backend_options(
             )
         parsed.append((name, key, value))
     return tuple(parsed)
+
+
+def _tolerances(args: argparse.Namespace, models: tuple[str, ...]) -> tuple:
+    overrides: list[tuple[str, float | None, float | None]] = []
+    for flag, items in (("--rtol", args.rtol), ("--atol", args.atol)):
+        for item in items:
+            model, _, text = item.rpartition("=") if "=" in item else ("*", "", item)
+            if model != "*" and model not in models:
+                raise BenchError(f"{flag} {item!r}: model {model!r} is not in this run; "
+                                 f"valid: {', '.join(models)}")  # fmt: skip
+            try:
+                value = float(text)
+            except ValueError:
+                raise BenchError(f"{flag} {item!r}: {text!r} is not a number") from None
+            if value < 0:
+                raise BenchError(f"{flag} {item!r}: must be >= 0")
+            overrides.append((model, value, None) if flag == "--rtol" else (model, None, value))
+    for model, values in getattr(args, "config_tolerances", {}).items():
+        if model not in models:
+            raise BenchError(f"config [tolerances.{model}]: model not in this run; valid: "
+                             f"{', '.join(models)}")  # fmt: skip
+        unknown = set(values) - {"rtol", "atol"}
+        if unknown:
+            raise BenchError(
+                f"config [tolerances.{model}]: unknown {sorted(unknown)}; valid: rtol, atol"
+            )
+        overrides.insert(0, (model, values.get("rtol"), values.get("atol")))
+    return tuple(overrides)
+
+
+def apply_config_file(
+    path: str, parser: argparse.ArgumentParser, argv: list[str]
+) -> argparse.Namespace:
+    """Re-parse `argv` with the file's settings as defaults (flags given still win)."""
+    import json
+
+    import tomllib
+
+    file = Path(path)
+    if not file.is_file():
+        raise BenchError(f"--config: no such file {file}")
+    text = file.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise BenchError(f"--config: {file} does not parse: {exc}") from None
+    run = parser._subparsers._group_actions[0].choices["run"]
+    valid = {a.dest for a in run._actions if a.dest not in ("help", "config", "resume")}
+    tolerances = data.pop("tolerances", {})
+    defaults = {}
+    for key, value in data.items():
+        dest = key.replace("-", "_")
+        if dest not in valid:
+            raise BenchError(
+                f"--config: unknown setting {key!r}; valid: {', '.join(sorted(valid))}"
+            )
+        if isinstance(value, list) and dest not in ("backend_option", "rtol", "atol"):
+            value = ",".join(str(v) for v in value)
+        defaults[dest] = value
+    run.set_defaults(**defaults)
+    args = parser.parse_args(argv)
+    args.config_tolerances = tolerances if isinstance(tolerances, dict) else {}
+    return args
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -282,6 +387,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         requests=args.requests,
         cell_timeout=args.cell_timeout,
         cache_dir=str(Path(args.cache_dir) if args.cache_dir else default_cache_dir()),
+        tolerance_overrides=_tolerances(args, models),
     )
 
 
@@ -305,26 +411,54 @@ def _new_run_dir(out: str | None) -> tuple[Path, str]:
     return run_dir, run_dir.name
 
 
+def _resume_state(run_dir: Path, retry_failed: bool) -> tuple[RunConfig, str, dict, set[str]]:
+    from bench.results import read_json, read_records
+
+    if not (run_dir / RUN_FILE).is_file():
+        raise BenchError(f"--resume: {run_dir} is not a run folder (no {RUN_FILE})")
+    saved = read_json(run_dir / RUN_FILE)
+    config = RunConfig.from_record(saved["config"])
+    env = read_json(run_dir / ENV_FILE)
+    try:
+        done = read_records(run_dir)
+    except BenchError:
+        done = []
+    keep = CLEAN_STATUSES if retry_failed else None
+    finished = {r["cell_id"] for r in done if keep is None or r["status"] in keep}
+    return config, saved["run_id"], env, finished
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    config = config_from_args(args)
-    run_dir, run_id = _new_run_dir(args.out)
     from bench.envinfo import collect_env
     from bench.report import terminal_table, write_reports
-    from bench.results import ResultsWriter, write_json
+    from bench.results import ResultsWriter, read_records, write_json
     from bench.runner import Runner, StopRequest
 
-    env = collect_env(argv)
+    command = ["python", "-m", "bench", *argv]
+    if args.resume:
+        run_dir = Path(args.resume)
+        config, run_id, env, finished = _resume_state(run_dir, args.retry_failed)
+        env.setdefault("resumed_with", []).append(command)
+    else:
+        if args.retry_failed:
+            raise BenchError("--retry-failed goes with --resume RUN_DIR")
+        config = config_from_args(args)
+        run_dir, run_id = _new_run_dir(args.out)
+        env, finished = collect_env(command), set()
+        write_json(run_dir / RUN_FILE, {"run_id": run_id, "config": config.to_record()})
     write_json(run_dir / ENV_FILE, env)
-    write_json(run_dir / RUN_FILE, {"run_id": run_id, "config": config.to_record()})
     runner = Runner(config, run_dir, run_id)
-    cells = runner.cells()
-    print(f"bench: {len(cells)} cells -> {run_dir}")
+    all_cells = runner.cells()
+    cells = [c for c in all_cells if c.cell_id not in finished]
+    print(f"bench: {len(cells)} cells -> {run_dir}"
+          + (f" ({len(all_cells) - len(cells)} already done)" if finished else ""))  # fmt: skip
     writer = ResultsWriter(run_dir)
     with StopRequest() as stop:
         try:
-            records = runner.run(writer, cells, stop)
+            ran = runner.run(writer, cells, stop)
         finally:
             writer.close()
+    records = read_records(run_dir)
     paths = write_reports(run_dir, records, env, png=args.png)
     print()
     print(terminal_table(records))
@@ -332,8 +466,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"run folder: {run_dir}")
     for path in paths:
         print(f"  {path}")
-    if len(records) < len(cells):
-        print(f"stopped after {len(records)} of {len(cells)} cells", file=sys.stderr)
+    if len(ran) < len(cells):
+        print(f"stopped after {len(ran)} of {len(cells)} cells; finish with: "
+              f"python -m bench run --resume {run_dir}", file=sys.stderr)  # fmt: skip
         return 130
     bad = [r for r in records if r["status"] not in CLEAN_STATUSES]
     if bad:
@@ -423,11 +558,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         if args.command == "run":
-            return cmd_run(args, ["python", "-m", "bench", *argv])
+            if args.config:
+                args = apply_config_file(args.config, parser, argv)
+            return cmd_run(args, argv)
         if args.command == "list":
             return cmd_list()
         if args.command == "compare":

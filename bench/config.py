@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.timing import TimingPolicy
+from models.spec import Tolerance
 
 DEFAULT_OPSETS = (13, 17, 18)
 DEFAULT_BATCH_SIZES = (1, 8, 32)
@@ -33,6 +34,8 @@ class RunConfig:
     cell_timeout: float = 600.0
     out_dir: str = ""
     cache_dir: str = ""
+    #: (model or "*", rtol or None, atol or None), applied in order over the model's own.
+    tolerance_overrides: tuple[tuple[str, float | None, float | None], ...] = ()
 
     def options_for(self, backend: str) -> dict[str, str]:
         return {key: value for name, key, value in self.backend_options if name == backend}
@@ -48,7 +51,19 @@ class RunConfig:
         for key in ("models", "backends", "opsets", "batch_sizes", "precisions", "parity_seeds"):
             values[key] = tuple(values[key])
         values["backend_options"] = tuple(tuple(o) for o in values["backend_options"])
+        values["tolerance_overrides"] = tuple(
+            tuple(o) for o in values.get("tolerance_overrides", ())
+        )
         return cls(**values)
+
+    def tolerance_for(self, model: str, base: Tolerance) -> Tolerance:
+        """The model's tolerance with the command line's and config file's overrides applied."""
+        rtol, atol = base.rtol, base.atol
+        for name, new_rtol, new_atol in self.tolerance_overrides:
+            if name in ("*", model):
+                rtol = rtol if new_rtol is None else new_rtol
+                atol = atol if new_atol is None else new_atol
+        return Tolerance(rtol=rtol, atol=atol)
 
 
 def default_cache_dir() -> Path:

@@ -69,8 +69,16 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_records(run_dir: Path) -> list[dict[str, Any]]:
-    """All records of a run, upgraded to the current schema; refuses newer schemas."""
-    return [upgrade_record(r) for r in iter_records(run_dir / RESULTS_FILE)]
+    """The records of a run, upgraded to the current schema; refuses newer schemas.
+
+    A cell measured again (`--resume --retry-failed`) keeps its latest record.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for record in iter_records(run_dir / RESULTS_FILE):
+        key = record.get("cell_id") or str(len(latest))
+        latest.pop(key, None)
+        latest[key] = upgrade_record(record)
+    return list(latest.values())
 
 
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:

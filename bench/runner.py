@@ -214,7 +214,7 @@ class Runner:
                 "reason": f"{cell.backend} supports precisions {', '.join(backend_cls.precisions)}",
             }
         state = self._model(cell.model)
-        tolerance = state.spec.tolerance(cell.precision)
+        tolerance = self.config.tolerance_for(cell.model, state.spec.tolerance(cell.precision))
         record["tolerance"] = {"rtol": tolerance.rtol, "atol": tolerance.atol}
         if backend_cls.consumes == "onnx":
             assert cell.exporter is not None and cell.opset is not None

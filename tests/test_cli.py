@@ -201,3 +201,62 @@ def test_threads_and_backend_options_are_applied_and_read_back(bench_env, tmp_pa
         assert record["cold_start"]["load_s"] > 0 and record["cold_start"]["first_run_ms"] > 0
         assert record["memory"]["peak_rss_mb"] > 10
         assert record["latency"]["end_to_end"]["p50_us"] > 0
+
+
+def test_config_file_sets_flags_and_tolerances(bench_env, tmp_path) -> None:
+    config = tmp_path / "bench.toml"
+    config.write_text(
+        'backends = ["ort-cpu"]\nopsets = [17]\nbatch_sizes = [2]\nmin_time = 0.02\n'
+        "max_time = 0.2\ntarget_ci = 0\n[tolerances.simple_cnn]\nrtol = 0.01\natol = 0.001\n"
+    )
+    out = tmp_path / "cfg"
+    proc = bench("run", "--config", str(config), "--atol", "simple_cnn=0.002", "--out", str(out),
+                 env=bench_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["backend"] for r in records} == {"ort-cpu", "torch"}
+    assert all(r["batch_size"] == 2 for r in records)
+    # the file's rtol, the command line's atol (flags win over the file)
+    assert all(r["tolerance"] == {"rtol": 0.01, "atol": 0.002} for r in records)
+    assert all(r["parity"]["rtol"] == 0.01 for r in records)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("backends = [ort-cpu", "does not parse"),
+        ("colour = 'red'", "unknown setting 'colour'; valid:"),
+        ("[tolerances.resnet]\nrtol = 1", "[tolerances.resnet]: model not in this run"),
+    ],
+)
+def test_bad_config_file_is_one_line(text: str, message: str, bench_env, tmp_path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    proc = bench("run", "--config", str(config), env=bench_env, cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["run", "--exporter", "onnx"],
+            "invalid choice: 'onnx' (choose from auto, dynamo, torchscript)",
+        ),
+        (["run", "--threads", "0"], "--threads must be > 0, got 0"),
+        (["run", "--cell-timeout", "-5"], "--cell-timeout must be > 0"),
+        (["run", "--min-iters", "x"], "argument --min-iters: invalid int value: 'x'"),
+        (["run", "--resume", "/nonexistent"], "--resume: /nonexistent is not a run folder"),
+        (["run", "--retry-failed"], "--retry-failed goes with --resume RUN_DIR"),
+        (["run", "--rtol", "simple_cnn=abc"], "'abc' is not a number"),
+        (["run", "--backend-option", "tensorrt.x=1"], "backend 'tensorrt' is not in this run"),
+        (["compare", "only_one"], "compare needs at least two different run folders"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_more_bad_input_one_line(args: list[str], message: str, bench_env, tmp_path) -> None:
+    proc = bench(*args, env=bench_env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -1,0 +1,104 @@
+"""Interrupt a sweep (SIGINT, then SIGKILL) and resume it: nothing lost, nothing measured twice."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import FAST_TIMING
+
+SWEEP = ["--backends", "ort-cpu", "--opsets", "17", "--batch-sizes", "1,2,3,4,5,6,7,8",
+         "--min-time", "0.3", "--max-time", "0.4"]  # fmt: skip
+TOTAL = 8 + 8  # ort-cpu cells + torch baseline cells
+
+
+def _start(out: Path, env: dict[str, str]) -> subprocess.Popen:
+    timing = [a for a in FAST_TIMING if a not in ("--min-time", "0.02", "--max-time", "0.2")]
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", *SWEEP, *timing, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def _wait_for_records(out: Path, count: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    results = out / "results.jsonl"
+    while time.monotonic() < deadline:
+        if results.exists() and len(results.read_text().splitlines()) >= count:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the sweep did not get going")
+
+
+def _cell_ids(out: Path) -> list[str]:
+    ids = []
+    for line in (out / "results.jsonl").read_text().splitlines():
+        try:
+            ids.append(json.loads(line)["cell_id"])
+        except json.JSONDecodeError:
+            continue  # a torn last line after SIGKILL
+    return ids
+
+
+def _resume(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", "run", "--resume", str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+
+
+def test_sigint_stops_after_the_cell_in_flight_and_resume_finishes(tmp_path, bench_env) -> None:
+    out = tmp_path / "run"
+    proc = _start(out, bench_env)
+    _wait_for_records(out, 2, proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert f"python -m bench run --resume {out}" in stderr
+    before = _cell_ids(out)
+    assert 2 <= len(before) < TOTAL
+    assert (out / "report.md").exists()  # reports written from what was measured
+    done = _resume(out, bench_env)
+    assert done.returncode == 0, done.stderr
+    assert f"({len(before)} already done)" in done.stdout
+    after = _cell_ids(out)
+    assert len(after) == TOTAL and len(set(after)) == TOTAL  # no cell measured twice
+    assert after[: len(before)] == before
+
+
+def test_sigkill_loses_at_most_the_cell_in_flight(tmp_path, bench_env) -> None:
+    out = tmp_path / "run"
+    proc = _start(out, bench_env)
+    _wait_for_records(out, 3, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    before = _cell_ids(out)
+    assert len(before) >= 3
+    done = _resume(out, bench_env)
+    assert done.returncode == 0, done.stderr
+    after = _cell_ids(out)
+    assert sorted(set(after)) == sorted(after) and len(after) == TOTAL
+
+
+def test_retry_failed_reruns_only_failed_cells(tmp_path, bench_env) -> None:
+    out = tmp_path / "run"
+    subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--backends", "ort-cpu", "--opsets", "17",
+         "--batch-sizes", "1", "--out", str(out), *FAST_TIMING], check=True, env=bench_env,
+        capture_output=True,
+    )  # fmt: skip
+    lines = (out / "results.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["status"] = "crashed"  # as if the worker had died on this cell
+    (out / "results.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", str(out), "--retry-failed"],
+                          capture_output=True, text=True, env=bench_env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "bench: 1 cells" in done.stdout
+    from bench.results import read_records
+
+    records = read_records(out)
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
