@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-sizes", default="1,8,32", help="comma-separated batch sizes (default: 1,8,32)"
     )
     run.add_argument(
+        "--dims",
+        action="append",
+        default=[],
+        metavar="NAME=SIZES",
+        help="sweep a named dynamic dimension besides batch, e.g. seq=16,128 "
+        "(repeatable; models without it ignore it; default: each model's own size)",
+    )
+    run.add_argument(
         "--precisions", default="fp32", help="comma-separated: fp32, bf16 (default: fp32)"
     )
     run.add_argument(
@@ -255,6 +263,27 @@ def _backend_options(
     return tuple(parsed)
 
 
+def _dims(items: list[str], models: tuple[str, ...]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    from models import resolve_model
+
+    known = sorted({d for m in models for d in resolve_model(m).dynamic_dims()})
+    parsed = {}
+    for item in items:
+        name, eq, sizes = item.partition("=")
+        if not eq:
+            raise BenchError(f"--dims {item!r}: expected NAME=SIZE[,SIZE...]")
+        if name not in known:
+            valid = ", ".join(known) if known else "none (these models have only a batch dimension)"
+            raise BenchError(
+                f"--dims: no model in this run has a dimension {name!r}; valid: {valid}"
+            )
+        values = _ints(f"--dims {name}", sizes)
+        if any(not 1 <= v <= MAX_BATCH for v in values):
+            raise BenchError(f"--dims {item!r}: sizes must be 1 to {MAX_BATCH}")
+        parsed[name] = values
+    return tuple(parsed.items())
+
+
 def _tolerances(args: argparse.Namespace, models: tuple[str, ...]) -> tuple:
     overrides: list[tuple[str, float | None, float | None]] = []
     for flag, items in (("--rtol", args.rtol), ("--atol", args.atol)):
@@ -344,6 +373,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for batch in batches:
         if not 1 <= batch <= MAX_BATCH:
             raise BenchError(f"--batch-sizes: {batch} is out of range; valid: 1 to {MAX_BATCH}")
+    dims = _dims(args.dims, models)
     precisions = tuple(dict.fromkeys(_csv(args.precisions)))
     for precision in precisions:
         if precision not in PRECISIONS:
@@ -370,6 +400,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         exporter=args.exporter,
         opsets=opsets,
         batch_sizes=batches,
+        dims=dims,
         precisions=precisions,
         timing=TimingPolicy(
             warmup_iters=args.warmup_iters,

@@ -19,7 +19,8 @@ from bench.stats import median_ci
 
 ALPHA = 0.01
 DRIFT_FACTOR = 10.0
-JOIN_KEYS = ("model", "backend", "exporter", "opset_requested", "batch_size", "precision", "mode")
+JOIN_KEYS = ("model", "backend", "exporter", "opset_requested", "batch_size", "dims", "precision",
+             "mode")  # fmt: skip
 ENV_FIELDS = ("host", "cpu_model", "logical_cores", "physical_cores", "memory_gib", "gpus",
               "platform", "python", "bench_commit")  # fmt: skip
 
@@ -96,7 +97,10 @@ def _timed(record: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _key(record: dict[str, Any]) -> tuple:
-    return tuple(record.get(k, "latency" if k == "mode" else None) for k in JOIN_KEYS)
+    defaults = {"mode": "latency", "dims": {}}
+    values = [record.get(k, defaults.get(k)) for k in JOIN_KEYS]
+    values[JOIN_KEYS.index("dims")] = tuple(sorted((values[JOIN_KEYS.index("dims")] or {}).items()))
+    return tuple(values)
 
 
 def _worst_error(record: dict[str, Any]) -> float | None:

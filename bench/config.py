@@ -23,6 +23,7 @@ class RunConfig:
     exporter: str = "auto"
     opsets: tuple[int, ...] = DEFAULT_OPSETS
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    dims: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --dims seq=16,128: swept like batch
     precisions: tuple[str, ...] = ("fp32",)
     timing: TimingPolicy = field(default_factory=TimingPolicy)
     parity_seeds: tuple[int, ...] = (0, 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bench.config import RunConfig
@@ -17,20 +19,46 @@ class Cell:
     precision: str
     exporter: str | None = None
     opset: int | None = None
+    dims: tuple[tuple[str, int], ...] = ()  # named dynamic dimensions besides batch
 
     @property
     def cell_id(self) -> str:
         export = f"{self.exporter}-op{self.opset}" if self.opset is not None else "eager"
-        return f"{self.model}/{self.backend}/{export}/b{self.batch_size}/{self.precision}"
+        extra = "".join(f"/{name}{size}" for name, size in self.dims)
+        return f"{self.model}/{self.backend}/{export}/b{self.batch_size}{extra}/{self.precision}"
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Every dynamic dimension's size for this cell, batch included."""
+        return {"batch": self.batch_size, **dict(self.dims)}
 
 
-def expand_grid(config: RunConfig, consumes: dict[str, str]) -> list[Cell]:
-    """All cells in run order: model, backend, opset, batch size, precision.
+def dim_grid(
+    model_dims: Mapping[str, int], swept: Mapping[str, tuple[int, ...]]
+) -> list[tuple[tuple[str, int], ...]]:
+    """Every combination of a model's non-batch dynamic dimensions.
 
-    `consumes` maps each backend name to "onnx" or "torch" (torch backends get no opset axis).
+    A dimension swept by `--dims` takes those sizes; otherwise the model's default size.
+    """
+    names = sorted(model_dims)
+    choices = [swept.get(name, (model_dims[name],)) for name in names]
+    return [tuple(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
+
+
+def expand_grid(
+    config: RunConfig,
+    consumes: dict[str, str],
+    model_dims: Mapping[str, Mapping[str, int]] | None = None,
+) -> list[Cell]:
+    """All cells in run order: model, backend, opset, batch size, other dims, precision.
+
+    `consumes` maps each backend name to "onnx" or "torch" (torch backends get no opset
+    axis); `model_dims` maps a model to its non-batch dynamic dimensions and default sizes.
     """
     cells: list[Cell] = []
+    swept = dict(config.dims)
     for model in config.models:
+        dim_sets = dim_grid((model_dims or {}).get(model, {}), swept)
         for backend in config.backends:
             exports: list[tuple[str | None, int | None]] = (
                 [(config.exporter, opset) for opset in config.opsets]
@@ -39,6 +67,9 @@ def expand_grid(config: RunConfig, consumes: dict[str, str]) -> list[Cell]:
             )
             for exporter, opset in exports:
                 for batch in config.batch_sizes:
-                    for precision in config.precisions:
-                        cells.append(Cell(model, backend, batch, precision, exporter, opset))
+                    for dims in dim_sets:
+                        for precision in config.precisions:
+                            cells.append(
+                                Cell(model, backend, batch, precision, exporter, opset, dims)
+                            )
     return cells

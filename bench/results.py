@@ -55,6 +55,7 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     and `parity.outputs[].tol_ratio`.
     """
     record = dict(record)
+    record.setdefault("dims", {})  # written by every v2 bench since the dims axis existed
     if record["schema_version"] < 2:
         record.setdefault("mode", "latency")
         if isinstance(record.get("memory"), dict):

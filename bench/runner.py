@@ -36,7 +36,7 @@ class _ModelState:
     spec: ModelSpec
     module: Any = None
     exports: dict[tuple[str, int], ExportResult] = field(default_factory=dict)
-    references: dict[int, list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]] = field(
+    references: dict[tuple, list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]] = field(
         default_factory=dict
     )
 
@@ -126,7 +126,8 @@ class Runner:
         self.governor = cpu_governor()
 
     def cells(self) -> list[Cell]:
-        return expand_grid(self.config, {n: c.consumes for n, c in self.classes.items()})
+        dims = {model: self._model(model).spec.dynamic_dims() for model in self.config.models}
+        return expand_grid(self.config, {n: c.consumes for n, c in self.classes.items()}, dims)
 
     # -- parent-side model work -------------------------------------------------------------
 
@@ -150,15 +151,16 @@ class Runner:
             )
         return state.exports[key]
 
-    def _reference(self, state: _ModelState, batch: int):
+    def _reference(self, state: _ModelState, sizes: dict[str, int]):
         """Inputs and PyTorch eager fp32 outputs, one pair per parity seed."""
-        if batch not in state.references:
+        key = tuple(sorted(sizes.items()))
+        if key not in state.references:
             import torch
 
             module = self._module(state)
             pairs = []
             for seed in self.config.parity_seeds:
-                inputs = state.spec.make_inputs({"batch": batch}, seed=seed)
+                inputs = state.spec.make_inputs(sizes, seed=seed)
                 args = [torch.from_numpy(inputs[n]) for n in state.spec.input_names]
                 with torch.inference_mode():
                     result = module(*args)
@@ -168,8 +170,8 @@ class Runner:
                     for n, t in zip(state.spec.output_names, result, strict=True)
                 }
                 pairs.append((inputs, outputs))
-            state.references[batch] = pairs
-        return state.references[batch]
+            state.references[key] = pairs
+        return state.references[key]
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -205,6 +207,7 @@ class Runner:
             "exporter": cell.exporter,
             "opset_requested": cell.opset,
             "batch_size": cell.batch_size,
+            "dims": dict(cell.dims),
             "precision": cell.precision,
         }
         if cell.precision not in backend_cls.precisions:
@@ -227,7 +230,7 @@ class Runner:
             source = str(export.path)
         else:
             source = cell.model
-        pairs = self._reference(state, cell.batch_size)
+        pairs = self._reference(state, cell.sizes)
         job = CellJob(
             backend_target=self.entries[cell.backend].target,
             load=LoadSpec(

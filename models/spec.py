@@ -87,8 +87,18 @@ class ModelSpec:
     outputs: tuple[OutputSpec, ...]
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     export_dims: Mapping[str, int] = field(default_factory=lambda: {"batch": 2})
+    #: Size of each non-batch dynamic dimension when the run does not sweep it (`--dims`).
+    default_dims: Mapping[str, int] = field(default_factory=dict)
     seed: int = 0
     description: str = ""
+
+    def dynamic_dims(self) -> dict[str, int]:
+        """Named dynamic dimensions besides batch, with their default sizes."""
+        names = {d for i in self.inputs for d in i.shape if isinstance(d, str) and d != "batch"}
+        missing = names - set(self.default_dims)
+        if missing:
+            raise ValueError(f"{self.name}: no default size for dimensions {sorted(missing)}")
+        return {name: int(self.default_dims[name]) for name in sorted(names)}
 
     @property
     def input_names(self) -> list[str]:

@@ -33,6 +33,7 @@ def _series(frame: pd.DataFrame) -> pd.DataFrame:
         plain(
             (f"{r['model']} · " if many_models else "")
             + f"{r['backend']} · {r['export_label']}"
+            + (f" · {r['dims']}" if r.get("dims") else "")
             + (f" · {r['precision']}" if r["precision"] != "fp32" else "")
         )
         for _, r in frame.iterrows()

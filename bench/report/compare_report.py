@@ -16,10 +16,11 @@ HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "ratio 95% CI", "p
 
 
 def _label(key: tuple) -> str:
-    model, backend, exporter, opset, batch, precision, mode = key
+    model, backend, exporter, opset, batch, dims, precision, mode = key
     export = f"{exporter} op{opset}" if opset is not None else "eager"
     extra = f" {mode}" if mode != "latency" else ""
-    return f"{model} · {backend} · {export} · b{batch} · {precision}{extra}"
+    sizes = "".join(f" {name}={size}" for name, size in dims)
+    return f"{model} · {backend} · {export} · b{batch}{sizes} · {precision}{extra}"
 
 
 def _num(value: Any, spec: str) -> str:

@@ -125,7 +125,7 @@ def html_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
                 [
                     [
                         h["model"],
-                        h["batch_size"],
+                        f"{h['batch_size']} {h['dims']}".strip(),
                         h["precision"],
                         f"{h['backend']} ({h['export']})",
                         f"{h['p50_us']:.1f}" if h["p50_us"] == h["p50_us"] and h["p50_us"] else "–",

@@ -55,6 +55,7 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         rows.append(
             {
                 **{key: record.get(key) for key in KEY_COLUMNS},
+                "dims": " ".join(f"{k}={v}" for k, v in sorted((record.get("dims") or {}).items())),
                 "exporter_used": record.get("exporter_used"),
                 "status": record["status"],
                 "p50_us": latency.get("p50_us"),
@@ -93,14 +94,12 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     # Speedup = items/s over the torch baseline's items/s at the same model, batch, precision
     # (in latency mode that is the ratio of medians).
     baseline = frame[(frame["backend"] == BASELINE_BACKEND) & (frame["status"] == "ok")]
-    base = baseline.set_index(["model", "batch_size", "precision"])["throughput_items_per_s"]
-    base_rate = base.to_dict()
+    keys = ["model", "batch_size", "dims", "precision"]
+    base_rate = baseline.set_index(keys)["throughput_items_per_s"].to_dict()
     frame["speedup_vs_torch"] = [
-        (v / base_rate[(m, b, p)]) if v and base_rate.get((m, b, p)) else None
-        for m, b, p, v in zip(
-            frame["model"],
-            frame["batch_size"],
-            frame["precision"],
+        (v / base_rate[k]) if v and base_rate.get(k) else None
+        for k, v in zip(
+            zip(*(frame[c] for c in keys), strict=True),
             frame["throughput_items_per_s"],
             strict=True,
         )
@@ -127,6 +126,12 @@ def export_label(row: pd.Series) -> str:
     if actual_text != str(int(row["opset_requested"])):
         label += f"→{actual_text}"
     return label
+
+
+def _batch(row: pd.Series) -> str:
+    """The batch size, with any other dynamic dimension's size beside it."""
+    dims = row.get("dims") or ""
+    return f"{row['batch_size']} {dims}".strip()
 
 
 def _status_badge(row: pd.Series, emoji: bool) -> str:
@@ -179,7 +184,7 @@ def latency_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], li
                 r["model"],
                 r["backend"],
                 export_label(r),
-                r["batch_size"],
+                _batch(r),
                 r["precision"],
                 _status_badge(r, emoji),
                 _fmt(r["p50_us"]),
@@ -219,7 +224,7 @@ def accuracy_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], l
                 r["model"],
                 r["backend"],
                 export_label(r),
-                r["batch_size"],
+                _batch(r),
                 r["precision"],
                 ("✅ pass" if emoji else "pass")
                 if r["parity_passed"]
@@ -242,7 +247,7 @@ def problem_rows(frame: pd.DataFrame) -> list[list[Any]]:
             r["model"],
             r["backend"],
             export_label(r),
-            r["batch_size"],
+            _batch(r),
             r["precision"],
             r["status"],
             r["reason"],
@@ -258,7 +263,8 @@ def headline_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """
     rows = []
     timed = frame[frame["throughput_items_per_s"].notna()]
-    for (model, batch, precision), group in timed.groupby(["model", "batch_size", "precision"]):
+    keys = ["model", "batch_size", "dims", "precision"]
+    for (model, batch, dims, precision), group in timed.groupby(keys):
         passing = group[group["status"] == "ok"].sort_values("throughput_items_per_s")
         if passing.empty:
             continue
@@ -271,6 +277,7 @@ def headline_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             {
                 "model": model,
                 "batch_size": int(batch),
+                "dims": dims,
                 "precision": precision,
                 "backend": best["backend"],
                 "export": export_label(best),
@@ -304,7 +311,7 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
             _md_table(
                 ["model", "batch", "precision", "fastest passing", "median µs", "items/s",
                  "vs torch", "faster but failed parity"],
-                [[h["model"], h["batch_size"], h["precision"], f"{h['backend']} ({h['export']})",
+                [[h["model"], f"{h['batch_size']} {h['dims']}".strip(), h["precision"], f"{h['backend']} ({h['export']})",
                   _fmt(h["p50_us"]), _fmt(h["items_per_s"], ".0f"),
                   f"{h['speedup_vs_torch']:.2f}×" if h["speedup_vs_torch"] else "–",
                   h["faster_but_wrong"] or "–"] for h in headline],
@@ -333,7 +340,7 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
             _md_table(
                 ["model", "backend", "export", "batch", "warning"],
                 [
-                    [r["model"], r["backend"], export_label(r), r["batch_size"], r["warnings"]]
+                    [r["model"], r["backend"], export_label(r), _batch(r), r["warnings"]]
                     for _, r in warned.iterrows()
                 ],
             )
@@ -387,7 +394,7 @@ def terminal_table(records: Sequence[dict[str, Any]]) -> str:
             [
                 r["backend"],
                 export_label(r),
-                str(r["batch_size"]),
+                _batch(r),
                 r["precision"],
                 status,
                 _fmt(r["p50_us"]),
