@@ -32,6 +32,7 @@ class LoadSpec:
     threads: int | None = None
     options: Mapping[str, str] = field(default_factory=dict)
     mode: str = "latency"  # "latency" | "throughput": backends tune for it (OpenVINO's hint)
+    output_names: tuple[str, ...] = ()  # the model's outputs, in order, as the caller names them
 
 
 class Backend(abc.ABC):

@@ -58,6 +58,7 @@ class OpenVinoCpu(Backend):
         self._queue: Any = None
         self._tensors: dict[str, Any] = {}
         self._shapes = "static"
+        self._output_names: list[str] = []
 
     @classmethod
     def check_available(cls) -> None:
@@ -93,6 +94,23 @@ class OpenVinoCpu(Backend):
                 f"asked OpenVINO for {wanted} inference, the compiled model uses {effective}"
             )
         self._request = self._compiled.create_infer_request()
+        self._output_names = self._match_output_names(spec.output_names)
+
+    def _match_output_names(self, expected: tuple[str, ...]) -> list[str]:
+        """One name per compiled output. A tensor can carry several names in OpenVINO, and
+        `get_any_name()` may pick an internal one: prefer the name the caller knows."""
+        names = []
+        for index, out in enumerate(self._compiled.outputs):
+            known = out.get_names()
+            match = next((n for n in expected if n in known), None)
+            if (
+                match is None
+                and index < len(expected)
+                and len(expected) == len(self._compiled.outputs)
+            ):
+                match = expected[index]  # same order as the ONNX graph's outputs
+            names.append(match or out.get_any_name())
+        return names
 
     def bind(self, inputs: Mapping[str, np.ndarray]) -> None:
         ov = _import_ov()
@@ -123,14 +141,15 @@ class OpenVinoCpu(Backend):
 
     def outputs(self) -> dict[str, np.ndarray]:
         return {
-            out.get_any_name(): np.array(self._request.get_tensor(out).data, copy=True)
-            for out in self._compiled.outputs
+            name: np.array(self._request.get_tensor(out).data, copy=True)
+            for name, out in zip(self._output_names, self._compiled.outputs, strict=True)
         }
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self._request.infer(dict(inputs))
         return {
-            out.get_any_name(): np.array(results[out], copy=True) for out in self._compiled.outputs
+            name: np.array(results[out], copy=True)
+            for name, out in zip(self._output_names, self._compiled.outputs, strict=True)
         }
 
     def describe(self) -> dict[str, str]:

@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(repeatable; models without it ignore it; default: each model's own size)",
     )
     run.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="INPUT=AxBx...",
+        help="for models given as .onnx files: the full shape of one input, which "
+        "sizes its dynamic dimensions besides batch (batch comes from --batch-sizes)",
+    )
+    run.add_argument(
         "--precisions", default="fp32", help="comma-separated: fp32, bf16 (default: fp32)"
     )
     run.add_argument(
@@ -263,10 +271,41 @@ def _backend_options(
     return tuple(parsed)
 
 
-def _dims(items: list[str], models: tuple[str, ...]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+def _file_dims(args: argparse.Namespace, models: tuple[str, ...]) -> dict[str, int]:
+    """Sizes for ONNX-file models' dynamic dimensions: --shape, then --dims' first sizes."""
+    from models.onnx_file import shape_sizes
+
+    files = [m for m in models if m.endswith(".onnx")]
+    sizes: dict[str, int] = {}
+    for item in args.shape:
+        if not files:
+            raise BenchError(f"--shape {item!r}: only for models given as .onnx files")
+        name = item.partition("=")[0]
+        holders = [f for f in files if Path(f).is_file() and _has_input(f, name)]
+        if not holders:
+            raise BenchError(f"--shape {item!r}: no ONNX file in this run has an input {name!r}")
+        for file in holders:
+            sizes.update(shape_sizes(item, file))
+    for item in args.dims:
+        name, _, values = item.partition("=")
+        first = values.split(",")[0].strip()
+        if first.isdigit():
+            sizes.setdefault(name, int(first))
+    return sizes
+
+
+def _has_input(path: str, name: str) -> bool:
+    import onnx
+
+    return any(i.name == name for i in onnx.load(path, load_external_data=False).graph.input)
+
+
+def _dims(
+    items: list[str], models: tuple[str, ...], sizes: dict[str, int]
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
     from models import resolve_model
 
-    known = sorted({d for m in models for d in resolve_model(m).dynamic_dims()})
+    known = sorted({d for m in models for d in resolve_model(m, sizes).dynamic_dims()})
     parsed = {}
     for item in items:
         name, eq, sizes = item.partition("=")
@@ -358,8 +397,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     models = tuple(dict.fromkeys(_csv(args.models)))
     if not models:
         raise BenchError("--models: give at least one model")
+    file_dims = _file_dims(args, models)
     for model in models:
-        resolve_model(model)
+        resolve_model(model, file_dims)
     backends = list(dict.fromkeys(_csv(args.backends)))
     if not backends:
         raise BenchError("--backends: give at least one backend")
@@ -373,7 +413,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for batch in batches:
         if not 1 <= batch <= MAX_BATCH:
             raise BenchError(f"--batch-sizes: {batch} is out of range; valid: 1 to {MAX_BATCH}")
-    dims = _dims(args.dims, models)
+    dims = _dims(args.dims, models, file_dims)
     precisions = tuple(dict.fromkeys(_csv(args.precisions)))
     for precision in precisions:
         if precision not in PRECISIONS:
@@ -401,6 +441,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         opsets=opsets,
         batch_sizes=batches,
         dims=dims,
+        file_dims=tuple(sorted(file_dims.items())),
         precisions=precisions,
         timing=TimingPolicy(
             warmup_iters=args.warmup_iters,

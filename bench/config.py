@@ -24,6 +24,8 @@ class RunConfig:
     opsets: tuple[int, ...] = DEFAULT_OPSETS
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
     dims: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --dims seq=16,128: swept like batch
+    #: Sizes of ONNX-file models' dynamic dimensions (from --shape and --dims).
+    file_dims: tuple[tuple[str, int], ...] = ()
     precisions: tuple[str, ...] = ("fp32",)
     timing: TimingPolicy = field(default_factory=TimingPolicy)
     parity_seeds: tuple[int, ...] = (0, 1)

@@ -25,6 +25,8 @@ from bench.timing import seconds
 from models.spec import ModelSpec
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
+#: Part of the cache key: bump when what bench accepts as an export changes.
+EXPORT_CHECKS_VERSION = 4
 LOG_TAIL_CHARS = 2000
 
 
@@ -35,7 +37,7 @@ class ExportResult:
     ok: bool
     exporter_requested: str
     exporter_used: str
-    opset_requested: int
+    opset_requested: int | None
     opset_actual: int | None = None
     path: str | None = None
     sha256: str | None = None
@@ -83,6 +85,25 @@ def actual_opset(path: str | Path) -> int:
     raise ValueError(f"{path} declares no default-domain opset")
 
 
+def specialised_dims(path: str | Path, spec: ModelSpec) -> list[str]:
+    """Dynamic dimensions the exporter fixed to a size in the file's inputs, described."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {v.name: v.type.tensor_type.shape.dim for v in [*graph.input, *graph.output]}
+    found = []
+    for spec_input in [*spec.inputs, *spec.outputs]:
+        dims = shapes.get(spec_input.name)
+        if dims is None:
+            continue
+        for axis, name in spec_input.dynamic_dims().items():
+            if axis < len(dims) and not dims[axis].dim_param and dims[axis].dim_value:
+                found.append(
+                    f"dimension {name!r} of {spec_input.name!r} fixed to {dims[axis].dim_value}"
+                )
+    return found
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -121,6 +142,7 @@ def _cache_key(spec: ModelSpec, exporter: str, opset: int) -> str:
             return "-"
 
     parts = [
+        str(EXPORT_CHECKS_VERSION),
         spec.source_hash(),
         exporter,
         str(opset),
@@ -156,8 +178,20 @@ def _run_exporter(spec: ModelSpec, module, exporter: str, opset: int, path: Path
         )
         torch.onnx.export(module, args, str(path), dynamo=True, dynamic_shapes=shapes, **common)
     else:
-        axes = {i.name: i.dynamic_dims() for i in spec.inputs if i.dynamic_dims()}
-        torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
+        axes = {i.name: i.dynamic_dims() for i in [*spec.inputs, *spec.outputs] if i.dynamic_dims()}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
+        torch_dir = str(Path(torch.__file__).parent)
+        for warning in caught:
+            # Tracing follows the branch the example input took and bakes it into the graph.
+            # Only the model's own code counts: torch's modules (nn.GRU) trace such checks safely.
+            own_code = not str(warning.filename).startswith(torch_dir)
+            if own_code and "Python boolean" in str(warning.message):
+                raise ValueError(
+                    "data-dependent control flow: the TorchScript trace took one branch for "
+                    f"every input ({str(warning.message).splitlines()[0]})"
+                )
 
 
 def export_once(
@@ -181,6 +215,11 @@ def export_once(
     def write_and_check() -> None:
         _run_exporter(spec, module, exporter, opset, tmp_folder / "model.onnx")
         onnx.checker.check_model(str(tmp_folder / "model.onnx"))
+        fixed = specialised_dims(tmp_folder / "model.onnx", spec)
+        if fixed:  # the file would reject every other size: not the export that was asked for
+            raise ValueError(
+                f"the {exporter} exporter did not keep the dynamic axes: {'; '.join(fixed)}"
+            )
 
     try:
         with captured_output() as log:
@@ -210,6 +249,19 @@ def export_once(
     )
     meta_path.write_text(json.dumps(result.to_record()))
     return result
+
+
+def given_file(path: str) -> ExportResult:
+    """The "export" of a model that was given as an ONNX file: the file itself."""
+    return ExportResult(
+        ok=True,
+        exporter_requested="file",
+        exporter_used="file",
+        opset_requested=None,
+        opset_actual=actual_opset(path),
+        path=str(Path(path).resolve()),
+        sha256=file_sha256(path),
+    )
 
 
 def export_model(

@@ -24,6 +24,8 @@ class Cell:
     @property
     def cell_id(self) -> str:
         export = f"{self.exporter}-op{self.opset}" if self.opset is not None else "eager"
+        if self.exporter == "file":
+            export = "file"
         extra = "".join(f"/{name}{size}" for name, size in self.dims)
         return f"{self.model}/{self.backend}/{export}/b{self.batch_size}{extra}/{self.precision}"
 
@@ -49,22 +51,24 @@ def expand_grid(
     config: RunConfig,
     consumes: dict[str, str],
     model_dims: Mapping[str, Mapping[str, int]] | None = None,
+    file_models: frozenset[str] = frozenset(),
 ) -> list[Cell]:
     """All cells in run order: model, backend, opset, batch size, other dims, precision.
 
     `consumes` maps each backend name to "onnx" or "torch" (torch backends get no opset
-    axis); `model_dims` maps a model to its non-batch dynamic dimensions and default sizes.
+    axis); `model_dims` maps a model to its non-batch dynamic dimensions and default sizes;
+    `file_models` are given as ONNX files: one "file" export, no opset axis.
     """
     cells: list[Cell] = []
     swept = dict(config.dims)
     for model in config.models:
         dim_sets = dim_grid((model_dims or {}).get(model, {}), swept)
         for backend in config.backends:
-            exports: list[tuple[str | None, int | None]] = (
-                [(config.exporter, opset) for opset in config.opsets]
-                if consumes[backend] == "onnx"
-                else [(None, None)]
-            )
+            exports: list[tuple[str | None, int | None]] = [(None, None)]
+            if consumes[backend] == "onnx" and model in file_models:
+                exports = [("file", None)]
+            elif consumes[backend] == "onnx":
+                exports = [(config.exporter, opset) for opset in config.opsets]
             for exporter, opset in exports:
                 for batch in config.batch_sizes:
                     for dims in dim_sets:

@@ -15,7 +15,7 @@ from backends import backend_entry, load_backend_class
 from backends.base import LoadSpec
 from bench.config import RunConfig
 from bench.envinfo import cpu_governor
-from bench.export import ExportResult, export_model
+from bench.export import ExportResult, export_model, given_file
 from bench.grid import Cell, expand_grid
 from bench.jobs import CellJob, CellOutcome
 from bench.parity import compare_outputs
@@ -25,6 +25,8 @@ from bench.stats import summarize
 from bench.timing import Measurement
 from models import ModelSpec, resolve_model
 
+REFERENCE_TORCH = "torch eager fp32"
+REFERENCE_ORT = "onnxruntime CPU, graph optimizations disabled (no PyTorch source)"
 STABILITY_LIMIT = 0.10  # IQR/median above this is flagged
 BUSY_MACHINE_LIMIT = 0.20  # other processes' share of all cores above this is flagged
 
@@ -39,6 +41,18 @@ class _ModelState:
     references: dict[tuple, list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]] = field(
         default_factory=dict
     )
+
+
+def ort_reference(path: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Reference outputs for a model given as an ONNX file: ONNX Runtime on the CPU with every
+    graph optimisation off, the most literal reading of the graph available."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, inputs), strict=True))
 
 
 class StopRequest:
@@ -127,13 +141,15 @@ class Runner:
 
     def cells(self) -> list[Cell]:
         dims = {model: self._model(model).spec.dynamic_dims() for model in self.config.models}
-        return expand_grid(self.config, {n: c.consumes for n, c in self.classes.items()}, dims)
+        files = frozenset(m for m in self.config.models if self._model(m).spec.onnx_path)
+        consumes = {n: c.consumes for n, c in self.classes.items()}
+        return expand_grid(self.config, consumes, dims, files)
 
     # -- parent-side model work -------------------------------------------------------------
 
     def _model(self, name: str) -> _ModelState:
         if name not in self._models:
-            self._models[name] = _ModelState(resolve_model(name))
+            self._models[name] = _ModelState(resolve_model(name, dict(self.config.file_dims)))
         return self._models[name]
 
     def _module(self, state: _ModelState) -> Any:
@@ -141,8 +157,10 @@ class Runner:
             state.module = state.spec.build_module()
         return state.module
 
-    def _export(self, state: _ModelState, exporter: str, opset: int) -> ExportResult:
+    def _export(self, state: _ModelState, exporter: str, opset: int | None) -> ExportResult:
         key = (exporter, opset)
+        if key not in state.exports and state.spec.onnx_path:
+            state.exports[key] = given_file(state.spec.onnx_path)
         if key not in state.exports:
             self.progress(f"  exporting {state.spec.name} with {exporter} at opset {opset}")
             cache = Path(self.config.cache_dir)
@@ -152,8 +170,15 @@ class Runner:
         return state.exports[key]
 
     def _reference(self, state: _ModelState, sizes: dict[str, int]):
-        """Inputs and PyTorch eager fp32 outputs, one pair per parity seed."""
+        """Inputs and reference outputs (PyTorch eager fp32), one pair per parity seed."""
         key = tuple(sorted(sizes.items()))
+        if key not in state.references and state.spec.onnx_path:
+            state.references[key] = [
+                (inputs, ort_reference(state.spec.onnx_path, inputs))
+                for inputs in (
+                    state.spec.make_inputs(sizes, seed) for seed in self.config.parity_seeds
+                )
+            ]
         if key not in state.references:
             import torch
 
@@ -217,16 +242,24 @@ class Runner:
                 "reason": f"{cell.backend} supports precisions {', '.join(backend_cls.precisions)}",
             }
         state = self._model(cell.model)
+        record["reference"] = REFERENCE_ORT if state.spec.onnx_path else REFERENCE_TORCH
+        if state.spec.onnx_path and backend_cls.consumes == "torch":
+            return {
+                **record,
+                "status": "skipped",
+                "reason": f"{cell.model} is an ONNX file: there is no PyTorch module to run",
+            }
         tolerance = self.config.tolerance_for(cell.model, state.spec.tolerance(cell.precision))
         record["tolerance"] = {"rtol": tolerance.rtol, "atol": tolerance.atol}
         if backend_cls.consumes == "onnx":
-            assert cell.exporter is not None and cell.opset is not None
+            assert cell.exporter is not None
             export = self._export(state, cell.exporter, cell.opset)
             record["export"] = export.to_record()
             record["exporter_used"] = export.exporter_used
             record["opset_actual"] = export.opset_actual
             if not export.ok:
-                return {**record, "status": "export_failed", "reason": export.error}
+                tried = f"{export.fallback_reason}; then " if export.fallback_reason else ""
+                return {**record, "status": "export_failed", "reason": tried + str(export.error)}
             source = str(export.path)
         else:
             source = cell.model
@@ -240,6 +273,7 @@ class Runner:
                 threads=self.config.threads,
                 options=self.config.options_for(cell.backend),
                 mode=self.config.mode,
+                output_names=tuple(state.spec.output_names),
             ),
             inputs=[inputs for inputs, _ in pairs],
             policy=self.config.timing,

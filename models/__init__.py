@@ -6,6 +6,7 @@ import difflib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -16,6 +17,11 @@ __all__ = ["MODELS", "InputSpec", "ModelSpec", "OutputSpec", "Tolerance", "resol
 #: Built-in models: name -> "module:function returning a ModelSpec".
 MODELS: dict[str, str] = {
     "simple_cnn": "models.simple_cnn:spec",
+    "mlp": "models.mlp:spec",
+    "resnet_small": "models.resnet_small:spec",
+    "gru_seq": "models.gru_seq:spec",
+    "upsample_net": "models.upsample_net:spec",
+    "tiny_transformer": "models.tiny_transformer:spec",
 }
 
 
@@ -48,15 +54,59 @@ def _load_function(ref: str):
     return func
 
 
-def resolve_model(ref: str) -> ModelSpec:
-    """A `ModelSpec` from a registry name or a `module:function` / `file.py:function` reference."""
+def resolve_model(ref: str, sizes: Mapping[str, int] | None = None) -> ModelSpec:
+    """A `ModelSpec` from a registry name, a `module:function` / `file.py:function` reference,
+    or a path to an .onnx file (`sizes` gives its dynamic dimensions besides batch)."""
+    if ref.endswith(".onnx"):
+        from models.onnx_file import onnx_file_spec
+
+        return onnx_file_spec(ref, sizes)
     target = MODELS.get(ref)
     if target is None and ":" not in ref:
         raise BenchError(
             f"unknown model {ref!r}{_closest(ref, list(MODELS))}; valid: {', '.join(MODELS)}, "
-            "or package.module:function, or path/to/file.py:function"
+            "or package.module:function, or path/to/file.py:function, or path/to/model.onnx"
         )
-    result = _load_function(target or ref)()
+    function = _load_function(target or ref)
+    result = function()
+    if isinstance(result, tuple) and 2 <= len(result) <= 3:
+        return _spec_from_tuple(ref, function, result)
     if not isinstance(result, ModelSpec):
-        raise BenchError(f"{ref!r} returned {type(result).__name__}, expected a models.ModelSpec")
+        raise BenchError(
+            f"{ref!r} returned {type(result).__name__}; expected a models.ModelSpec or "
+            "(nn.Module, [InputSpec, ...]) or (nn.Module, [InputSpec, ...], [output names])"
+        )
     return result
+
+
+def _spec_from_tuple(ref: str, function, result: tuple) -> ModelSpec:
+    """A spec for a function returning (module, inputs[, output names]).
+
+    The function is called again under the spec's seed whenever the module is built, so
+    its weights are the same in every process."""
+    inputs = tuple(result[1])
+    if not inputs or not all(isinstance(i, InputSpec) for i in inputs):
+        raise BenchError(f"{ref!r}: the second item must be a list of models.InputSpec")
+    if len(result) == 3:
+        names = [str(n) for n in result[2]]
+    else:
+        import torch
+
+        probe = ModelSpec(ref, lambda: result[0], inputs, ())
+        example = probe.make_inputs({"batch": 2}, seed=0)
+        with torch.inference_mode():
+            out = result[0].eval()(*(torch.from_numpy(example[i.name]) for i in inputs))
+        count = len(out) if isinstance(out, tuple | list) else 1
+        names = [f"output_{k}" for k in range(count)]
+
+    def build():
+        return function()[0]
+
+    build.__wrapped__ = function  # the user's file is what the export cache key hashes
+    return ModelSpec(
+        name=ref,
+        build=build,
+        inputs=inputs,
+        outputs=tuple(OutputSpec(n) for n in names),
+        description=f"user model {ref}",
+    )

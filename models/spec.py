@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-GENERATORS = ("normal", "uniform", "int", "ones")
+GENERATORS = ("normal", "uniform", "int", "ones", "mask", "bool")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -62,6 +62,14 @@ class InputSpec:
             value = rng.integers(int(self.low), int(self.high), shape)
         elif self.generator == "ones":
             value = np.ones(shape)
+        elif self.generator == "mask":
+            # Attention mask: ones, then padding (zeros) at the end of each row; at least one
+            # position of every row stays visible.
+            value = np.ones(shape)
+            lengths = rng.integers(1, shape[-1] + 1, shape[:-1])
+            value[np.arange(shape[-1]) >= lengths[..., None]] = 0
+        elif self.generator == "bool":
+            value = rng.random(shape) < 0.5
         else:
             raise ValueError(
                 f"unknown generator {self.generator!r}; valid: {', '.join(GENERATORS)}"
@@ -75,6 +83,11 @@ class OutputSpec:
 
     name: str
     logits: bool = False
+    #: Sizes or dimension names, as for inputs; exporters keep the named axes dynamic.
+    shape: tuple[int | str, ...] | None = None
+
+    def dynamic_dims(self) -> dict[int, str]:
+        return {i: d for i, d in enumerate(self.shape or ()) if isinstance(d, str)}
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,8 @@ class ModelSpec:
     default_dims: Mapping[str, int] = field(default_factory=dict)
     seed: int = 0
     description: str = ""
+    #: Set for a model given as an ONNX file: no PyTorch module, no export, no opset axis.
+    onnx_path: str | None = None
 
     def dynamic_dims(self) -> dict[str, int]:
         """Named dynamic dimensions besides batch, with their default sizes."""
@@ -130,7 +145,7 @@ class ModelSpec:
         """A hash of the code that defines the model, for the export cache key."""
         digest = hashlib.sha256(repr((self.name, self.inputs, self.outputs)).encode())
         try:
-            source_file = inspect.getsourcefile(self.build)
+            source_file = inspect.getsourcefile(getattr(self.build, "__wrapped__", self.build))
             if source_file:
                 with open(source_file, "rb") as fh:
                     digest.update(fh.read())

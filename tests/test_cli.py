@@ -87,7 +87,9 @@ def test_summary_csv_and_report_md_hold_both_tables(sweep) -> None:
     assert len(rows) == 14
     assert {"p50_us", "p99_us", "max_abs_err", "parity_passed", "speedup_vs_torch"} <= set(rows[0])
     report = (out / "report.md").read_text()
-    assert "## Latency" in report and "## Accuracy against PyTorch eager fp32" in report
+    assert (
+        "## Latency" in report and "## Accuracy against the reference (torch eager fp32)" in report
+    )
     assert "## Failures and skips" in report and "CUDAExecutionProvider" in report
     env = json.loads((out / "env.json").read_text())
     assert (

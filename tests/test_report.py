@@ -35,7 +35,7 @@ def env() -> dict:
 def test_markdown_report_sections(records, env) -> None:
     md = markdown_report(records, env)
     for heading in ("## Headline: fastest backend that passed parity", "## Latency",
-                    "## Accuracy against PyTorch eager fp32", "## Environment", "## Reproduce"):  # fmt: skip
+                    "## Accuracy against the reference (torch eager fp32)", "## Environment", "## Reproduce"):  # fmt: skip
         assert heading in md
     assert "parity: 6 of 6 measured cells pass" in md
     assert "python -m bench run" in md

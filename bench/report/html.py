@@ -140,7 +140,11 @@ def html_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
     headers, rows = latency_rows(frame, emoji=False)
     sections.append("<h2>Latency</h2>" + html_table(headers, rows, fail_column=5))
     headers, rows = accuracy_rows(frame, emoji=False)
-    sections.append("<h2>Accuracy against PyTorch eager fp32</h2>" + html_table(headers, rows, 5))
+    references = "; ".join(sorted({r.get("reference") or "torch eager fp32" for r in records}))
+    sections.append(
+        f"<h2>Accuracy against the reference ({esc(references)})</h2>"
+        + html_table(headers, rows, 5)
+    )
     problems = problem_rows(frame)
     if problems:
         sections.append(

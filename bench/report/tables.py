@@ -116,7 +116,10 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 
 
 def export_label(row: pd.Series) -> str:
-    """`exporter opN` (with `→M` when the file holds another opset), or `eager`."""
+    """`exporter opN` (with `→M` when the file holds another opset), `file opN`, or `eager`."""
+    if row.get("exporter") == "file":
+        actual = row["opset_actual"]
+        return f"file op{int(actual)}" if actual is not None and not pd.isna(actual) else "file"
     if pd.isna(row["opset_requested"]) or row["opset_requested"] is None:
         return "eager"
     used = row["exporter_used"] if isinstance(row["exporter_used"], str) else row["exporter"]
@@ -323,7 +326,8 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
         "",
     ]
     parts.append(_md_table(*latency_rows(frame)))
-    parts += ["", "## Accuracy against PyTorch eager fp32", ""]
+    references = sorted({r.get("reference") or "torch eager fp32" for r in records})
+    parts += ["", f"## Accuracy against the reference ({'; '.join(references)})", ""]
     parts.append(_md_table(*accuracy_rows(frame)))
     problems = problem_rows(frame)
     if problems:

@@ -1,0 +1,41 @@
+"""Test fixtures (not in the default zoo): models whose export must fail, and say why."""
+
+from __future__ import annotations
+
+from models.spec import InputSpec, ModelSpec, OutputSpec
+
+IMAGE = (InputSpec("x", ("batch", 4, 8, 8), "float32", "normal"),)
+
+
+def _branchy():
+    from torch import nn
+
+    class Branchy(nn.Module):
+        def forward(self, x):
+            if x.sum() > 0:  # data-dependent control flow
+                return x * 2
+            return x - 1
+
+    return Branchy()
+
+
+def _grid_sampler():
+    import torch
+    from torch import nn
+
+    class GridSampler(nn.Module):
+        def forward(self, x):
+            theta = torch.tensor([[1.0, 0.1, 0.0], [0.0, 1.0, 0.1]]).expand(x.shape[0], 2, 3)
+            grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+            # GridSample exists in ONNX from opset 16 only.
+            return torch.nn.functional.grid_sample(x, grid, align_corners=False)
+
+    return GridSampler()
+
+
+def branchy() -> ModelSpec:
+    return ModelSpec("branchy", _branchy, IMAGE, (OutputSpec("y"),))
+
+
+def grid_sampler() -> ModelSpec:
+    return ModelSpec("grid_sampler", _grid_sampler, IMAGE, (OutputSpec("y"),))
