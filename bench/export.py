@@ -149,7 +149,7 @@ def _cache_key(spec: ModelSpec, exporter: str, opset: int) -> str:
         torch.__version__,
         ver("onnxscript"),
         ver("onnx"),
-        json.dumps(dict(spec.export_dims), sort_keys=True),
+        json.dumps(spec.export_sizes(), sort_keys=True),
     ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
@@ -157,7 +157,7 @@ def _cache_key(spec: ModelSpec, exporter: str, opset: int) -> str:
 def _run_exporter(spec: ModelSpec, module, exporter: str, opset: int, path: Path) -> None:
     import torch
 
-    example = spec.make_inputs(spec.export_dims, seed=0)
+    example = spec.make_inputs(spec.export_sizes(), seed=0)
     args = tuple(torch.from_numpy(example[name]) for name in spec.input_names)
     common = dict(
         export_params=True,

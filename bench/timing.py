@@ -46,6 +46,8 @@ class Measurement:
 class CpuLoad:
     """How much CPU the rest of the machine used while this process measured (Linux)."""
 
+    MIN_WINDOW_S = 0.1
+
     def __init__(self) -> None:
         self._start = self._read()
 
@@ -66,10 +68,10 @@ class CpuLoad:
         if self._start is None or end is None:
             return None
         wall = end[2] - self._start[2]
-        if wall <= 0:
+        if wall < self.MIN_WINDOW_S:  # /proc/stat counts in 10 ms ticks: too coarse below
             return None
         other = (end[0] - self._start[0]) - (end[1] - self._start[1])
-        return max(0.0, other / (wall * (os.cpu_count() or 1)))
+        return min(1.0, max(0.0, other / (wall * (os.cpu_count() or 1))))
 
 
 def seconds(fn: Callable[[], T]) -> tuple[T, float]:

@@ -123,6 +123,12 @@ class ModelSpec:
     def output_names(self) -> list[str]:
         return [o.name for o in self.outputs]
 
+    def export_sizes(self) -> dict[str, int]:
+        """Sizes of the example input used for export: `export_dims`, else the defaults, with
+        dimensions of size 1 raised to 2 so that no exporter specialises them."""
+        sizes = {"batch": 2, **{k: max(v, 2) for k, v in self.dynamic_dims().items()}}
+        return {**sizes, **self.export_dims}
+
     def tolerance(self, precision: str) -> Tolerance:
         """The parity tolerance for `precision` (the model's own, else the default)."""
         return self.tolerances.get(precision, DEFAULT_TOLERANCES[precision])

@@ -124,10 +124,9 @@ def export_label(row: pd.Series) -> str:
         return "eager"
     used = row["exporter_used"] if isinstance(row["exporter_used"], str) else row["exporter"]
     actual = row["opset_actual"]
-    actual_text = _fmt(int(actual)) if actual is not None and not pd.isna(actual) else "?"
     label = f"{used} op{int(row['opset_requested'])}"
-    if actual_text != str(int(row["opset_requested"])):
-        label += f"→{actual_text}"
+    if actual is not None and not pd.isna(actual) and int(actual) != int(row["opset_requested"]):
+        label += f"→{int(actual)}"
     return label
 
 
