@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import socket
 import subprocess
 import sys
@@ -53,19 +52,10 @@ def _memory_gib() -> float | None:
 
 
 def _gpus() -> list[str]:
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+    from bench.gpu import nvidia_smi
+
+    out = nvidia_smi("--query-gpu=name,driver_version,memory.total", "--format=csv,noheader")
+    return [line.strip() for line in (out or "").splitlines() if line.strip()]
 
 
 def cpu_governor() -> str | None:

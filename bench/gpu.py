@@ -6,6 +6,18 @@ import shutil
 import subprocess
 
 
+def nvidia_smi(*args: str) -> str | None:
+    """nvidia-smi's output, or None where there is no NVIDIA driver or it fails."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        return subprocess.run(
+            ["nvidia-smi", *args], capture_output=True, text=True, timeout=20, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def process_gpu_memory_mb(pid: int) -> float | None:
     """Device memory (MiB) the driver attributes to `pid`, summed over GPUs."""
     try:
@@ -24,17 +36,8 @@ def process_gpu_memory_mb(pid: int) -> float | None:
             pynvml.nvmlShutdown()
     except Exception:
         pass
-    if not shutil.which("nvidia-smi"):
-        return None
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+    out = nvidia_smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits")
+    if out is None:
         return None
     used = [float(mem) for p, mem in (line.split(",") for line in out.splitlines() if "," in line)
             if int(p) == pid]  # fmt: skip
