@@ -42,12 +42,21 @@ def _load_function(ref: str):
             raise BenchError(f"cannot import model file {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise BenchError(
+                f"importing model file {path} failed: {type(exc).__name__}: {exc}"
+            ) from exc
     else:
         try:
             module = importlib.import_module(module_part)
         except ImportError as exc:
             raise BenchError(f"cannot import model module {module_part!r}: {exc}") from exc
+        except Exception as exc:
+            raise BenchError(
+                f"importing {module_part!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
     func = getattr(module, func_name, None)
     if func is None:
         raise BenchError(f"{module_part!r} has no function {func_name!r}")
@@ -68,7 +77,12 @@ def resolve_model(ref: str, sizes: Mapping[str, int] | None = None) -> ModelSpec
             "or package.module:function, or path/to/file.py:function, or path/to/model.onnx"
         )
     function = _load_function(target or ref)
-    result = function()
+    try:
+        result = function()
+    except BenchError:
+        raise
+    except Exception as exc:
+        raise BenchError(f"{ref!r} raised {type(exc).__name__}: {exc}") from exc
     if isinstance(result, tuple) and 2 <= len(result) <= 3:
         return _spec_from_tuple(ref, function, result)
     if not isinstance(result, ModelSpec):

@@ -262,3 +262,15 @@ def test_more_bad_input_one_line(args: list[str], message: str, bench_env, tmp_p
     assert proc.returncode == 2
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_broken_user_model_files_are_one_line(bench_env, tmp_path) -> None:
+    (tmp_path / "imports.py").write_text("import nonexistent_dependency_xyz\n")
+    (tmp_path / "raises.py").write_text("def make():\n    raise RuntimeError('no weights')\n")
+    for ref, message in (
+        (f"{tmp_path}/imports.py:make", "ModuleNotFoundError: No module named 'nonexistent_dep"),
+        (f"{tmp_path}/raises.py:make", "raised RuntimeError: no weights"),
+    ):
+        proc = bench("run", "--models", ref, env=bench_env, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
