@@ -190,11 +190,20 @@ def compare(runs: Sequence[Run], baseline: int = 0) -> Comparison:
     return result
 
 
+def cell_label(key: tuple) -> str:
+    """A readable name for a join key: model · backend · export · batch and dims · precision."""
+    model, backend, exporter, opset, batch, dims, precision, mode = key
+    export = f"{exporter} op{opset}" if opset is not None else (exporter or "eager")
+    extra = f" {mode}" if mode != "latency" else ""
+    sizes = "".join(f" {name}={size}" for name, size in dims)
+    return f"{model} · {backend} · {export} · b{batch}{sizes} · {precision}{extra}"
+
+
 def regressions(comparison: Comparison, percent: float) -> list[str]:
     """Why a CI gate should fail: significant slowdowns above `percent`, parity pass -> fail."""
     reasons = []
     for cell in comparison.cells:
-        label = "/".join(str(k) for k in cell.key if k is not None)
+        label = cell_label(cell.key)
         if cell.parity_drift and cell.parity_drift.startswith("parity pass -> FAIL"):
             reasons.append(f"{label} in {cell.other}: {cell.parity_drift}")
         if (cell.comparable and cell.verdict == "slower" and cell.ratio

@@ -6,7 +6,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from bench.compare import Comparison
+from bench.compare import Comparison, cell_label
 from bench.report.charts import plain
 from bench.report.html import html_table, page
 from bench.report.tables import md_escape
@@ -15,16 +15,12 @@ HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "ratio 95% CI", "p
            "comparable", "parity drift"]  # fmt: skip
 
 
-def _label(key: tuple) -> str:
-    model, backend, exporter, opset, batch, dims, precision, mode = key
-    export = f"{exporter} op{opset}" if opset is not None else "eager"
-    extra = f" {mode}" if mode != "latency" else ""
-    sizes = "".join(f" {name}={size}" for name, size in dims)
-    return f"{model} · {backend} · {export} · b{batch}{sizes} · {precision}{extra}"
-
-
 def _num(value: Any, spec: str) -> str:
-    return "–" if value is None else format(value, spec)
+    if value is None:
+        return "–"
+    if spec == ".2g" and value == 0:
+        return "<1e-300"  # below double precision: the normal approximation underflowed
+    return format(value, spec)
 
 
 def comparison_rows(comparison: Comparison) -> list[list[str]]:
@@ -32,7 +28,7 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
     for c in comparison.cells:
         ci = f"{_num(c.ratio_low, '.3f')}–{_num(c.ratio_high, '.3f')}" if c.ratio_low else "–"
         rows.append([
-            _label(c.key), c.other, _num(c.base_median_us, ".1f"), _num(c.other_median_us, ".1f"),
+            cell_label(c.key), c.other, _num(c.base_median_us, ".1f"), _num(c.other_median_us, ".1f"),
             _num(c.ratio, ".3f"), ci, _num(c.p_value, ".2g"), c.verdict,
             "yes" if c.comparable else f"NO: {c.not_comparable_reason}", c.parity_drift or "–",
         ])  # fmt: skip
@@ -66,7 +62,7 @@ def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -
     parts += ["", "## Environment differences", ""]
     env = env_rows(comparison)
     parts.append(_md_table(["run", "field", "baseline", "run"], env) if env else "None.")
-    missing = [(run, _label(k)) for run, keys in comparison.only_in.items() for k in keys]
+    missing = [(run, cell_label(k)) for run, keys in comparison.only_in.items() for k in keys]
     if missing:
         parts += ["", "## Cells in one run only", ""]
         parts.append(_md_table(["only in", "cell"], [list(m) for m in missing]))
@@ -84,7 +80,7 @@ def comparison_chart(comparison: Comparison) -> go.Figure:
         if not cells:
             continue
         fig.add_trace(go.Bar(
-            x=[plain(f"{_label(c.key)} [{c.other}]") for c in cells],
+            x=[plain(f"{cell_label(c.key)} [{c.other}]") for c in cells],
             y=[c.ratio for c in cells],
             error_y=dict(type="data", symmetric=False,
                          array=[(c.ratio_high or c.ratio) - c.ratio for c in cells],
@@ -106,7 +102,8 @@ def html_comparison(comparison: Comparison, gate: list[str] | None = None) -> st
                 "<h2>Geometric mean per backend</h2>",
                 html_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)),
                 "<h2>Environment differences</h2>",
-                html_table(["run", "field", "baseline", "run"], env_rows(comparison))]  # fmt: skip
+                html_table(["run", "field", "baseline", "run"], env_rows(comparison))
+                if env_rows(comparison) else "<p>None.</p>"]  # fmt: skip
     if gate is not None:
         sections.append(
             "<h2>Regression gate</h2>"
