@@ -294,9 +294,12 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"bench: {len(cells)} cells -> {run_dir}"
           + (f" ({len(all_cells) - len(cells)} already done)" if finished else ""))  # fmt: skip
     writer = ResultsWriter(run_dir)
+    ran: list[dict] = []
     with StopRequest() as stop:
         try:
             ran = runner.run(writer, cells, stop)
+        except KeyboardInterrupt:  # a second Ctrl-C: the cell in flight is lost, no more
+            print("\nstopped now", file=sys.stderr)
         finally:
             writer.close()
     records = read_records(run_dir)
@@ -308,7 +311,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     for path in paths:
         print(f"  {path}")
     if len(ran) < len(cells):
-        print(f"stopped after {len(ran)} of {len(cells)} cells; finish with: "
+        print(f"stopped with {len(records)} of {len(all_cells)} cells done; finish with: "
               f"python -m bench run --resume {run_dir}", file=sys.stderr)  # fmt: skip
         return 130
     bad = [r for r in records if r["status"] not in CLEAN_STATUSES]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -345,7 +346,25 @@ class Runner:
                 if stop.requested:
                     break
                 self.progress(f"[{index}/{len(cells)}] {cell.cell_id}")
-                record = self.run_cell(cell)
+                try:
+                    record = self.run_cell(cell)
+                except Exception as exc:
+                    # (the model's forward at this size, a reference, an export's read-back):
+                    # that cell fails, the sweep goes on.
+                    record = {
+                        "run_id": self.run_id,
+                        "cell_id": cell.cell_id,
+                        "model": cell.model,
+                        "backend": cell.backend,
+                        "exporter": cell.exporter,
+                        "opset_requested": cell.opset,
+                        "batch_size": cell.batch_size,
+                        "dims": dict(cell.dims),
+                        "precision": cell.precision,
+                        "status": "failed",
+                        "reason": f"in the parent process: {type(exc).__name__}: {exc}",
+                        "traceback": traceback.format_exc(),
+                    }
                 writer.append(record)
                 records.append(record)
                 self.progress(f"    {describe_outcome(record)}")

@@ -39,3 +39,19 @@ def branchy() -> ModelSpec:
 
 def grid_sampler() -> ModelSpec:
     return ModelSpec("grid_sampler", _grid_sampler, IMAGE, (OutputSpec("y"),))
+
+
+def _picky():
+    from torch import nn
+
+    class Picky(nn.Module):
+        def forward(self, x):
+            if x.shape[0] == 3:  # a shape the model refuses: fails in PyTorch itself
+                raise ValueError("batch of 3 is not supported by this model")
+            return x * 2
+
+    return Picky()
+
+
+def picky() -> ModelSpec:
+    return ModelSpec("picky", _picky, IMAGE, (OutputSpec("y"),))

@@ -76,3 +76,20 @@ def test_onnx_workers_never_import_torch(tmp_path, bench_env):
     assert records["ort-cpu"]["worker_imported_torch"] is False
     assert records["openvino"]["worker_imported_torch"] is False
     assert records["torch"]["worker_imported_torch"] is True
+
+
+def test_parent_side_failure_costs_its_cell_only(tmp_path, bench_env):
+    out = tmp_path / "run"
+    proc = _run(
+        ["run", "--models", "failing_models:picky", "--backends", "ort-cpu", "--opsets", "17",
+         "--batch-sizes", "1,3", "--out", str(out), *FAST_TIMING],
+        bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    by_batch = {(r["backend"], r["batch_size"]): r for r in records}
+    assert by_batch[("ort-cpu", 1)]["status"] == "ok"
+    failed = by_batch[("ort-cpu", 3)]
+    assert failed["status"] == "failed"
+    assert "in the parent process: ValueError: batch of 3 is not supported" in failed["reason"]
+    assert by_batch[("torch", 3)]["status"] == "failed"
