@@ -331,7 +331,7 @@ def cmd_list() -> int:
         inputs = ", ".join(
             f"{i.name} {i.dtype}[{','.join(map(str, i.shape))}]" for i in spec.inputs
         )
-        print(f"  {name:<14} {inputs} -> {', '.join(spec.output_names)}")
+        print(f"  {name:<17} {inputs} -> {', '.join(spec.output_names)}")
     print("backends:")
     for name, entry in BACKENDS.items():
         cls = load_backend_class(entry.target)

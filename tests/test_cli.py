@@ -274,3 +274,23 @@ def test_broken_user_model_files_are_one_line(bench_env, tmp_path) -> None:
         proc = bench("run", "--models", ref, env=bench_env, cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bf16_cells_run_where_supported_and_say_where_not(bench_env, tmp_path) -> None:
+    out = tmp_path / "bf16"
+    proc = bench("run", "--backends", "ort-cpu,openvino", "--opsets", "18", "--batch-sizes", "2",
+                 "--precisions", "fp32,bf16", "--out", str(out), *FAST_TIMING, env=bench_env)  # fmt: skip
+    records = {
+        (r["backend"], r["precision"]): r
+        for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())
+    }
+    ort = records[("ort-cpu", "bf16")]
+    assert ort["status"] == "skipped" and "supports precisions fp32" in ort["reason"]
+    ov = records[("openvino", "bf16")]
+    if ov["status"] == "ok":  # a CPU with bf16: computed in bf16, checked at bf16 tolerance
+        assert ov["settings"]["precision"] == "bf16" and ov["tolerance"]["atol"] == 5e-2
+        assert proc.returncode == 0, proc.stderr
+    else:  # never silently f32 where bf16 was asked
+        assert ov["status"] == "failed" and "compiled model uses f32" in ov["reason"]
+    assert records[("openvino", "fp32")]["settings"]["precision"] == "f32"
+    assert records[("torch", "bf16")]["settings"]["precision"] == "bfloat16"
