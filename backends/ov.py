@@ -31,6 +31,25 @@ def _import_ov():
     return openvino
 
 
+_NO_INPUTS: dict = {}
+
+
+def _raw_infer():
+    """The binding's own `InferRequest.infer(inputs, share_outputs, decode_strings)`.
+
+    The public `InferRequest.infer()` wraps it and builds an OVDict of output copies on every
+    call, about 0.9 µs of Python per inference (measured on simple_cnn, where the inference
+    itself is 20 µs); the outputs are read afterwards through `get_tensor` anyway. Falls back
+    to the public method where the binding is laid out differently; the backend contract
+    suite runs this path against the installed OpenVINO.
+    """
+    try:
+        from openvino._pyopenvino import InferRequest
+    except ImportError:
+        return lambda request, inputs, share, decode: request.infer()
+    return InferRequest.infer
+
+
 def _property_text(value: Any) -> str:
     if hasattr(value, "get_type_name"):
         return value.get_type_name()
@@ -59,6 +78,7 @@ class OpenVinoCpu(Backend):
         self._tensors: dict[str, Any] = {}
         self._shapes = "static"
         self._output_names: list[str] = []
+        self._infer: Any = None
 
     @classmethod
     def check_available(cls) -> None:
@@ -95,6 +115,7 @@ class OpenVinoCpu(Backend):
             )
         self._request = self._compiled.create_infer_request()
         self._output_names = self._match_output_names(spec.output_names)
+        self._infer = _raw_infer()
 
     def _match_output_names(self, expected: tuple[str, ...]) -> list[str]:
         """One name per compiled output. A tensor can carry several names in OpenVINO, and
@@ -137,7 +158,7 @@ class OpenVinoCpu(Backend):
         queue.wait_all()
 
     def run(self) -> None:
-        self._request.infer()
+        self._infer(self._request, _NO_INPUTS, True, True)
 
     def outputs(self) -> dict[str, np.ndarray]:
         return {
