@@ -31,11 +31,22 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line left half-written by a killed run, so appends start on a fresh line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 class ResultsWriter:
     """Appends records to results.jsonl; each is on disk (fsync) before the next cell starts."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / RESULTS_FILE
+        _drop_torn_tail(self.path)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def append(self, record: dict[str, Any]) -> None:

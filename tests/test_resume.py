@@ -102,3 +102,14 @@ def test_retry_failed_reruns_only_failed_cells(tmp_path, bench_env) -> None:
 
     records = read_records(out)
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+
+
+def test_a_torn_last_line_is_dropped_before_appending(tmp_path) -> None:
+    from bench.results import ResultsWriter, read_records
+
+    good = {"schema_version": 2, "cell_id": "a", "status": "ok"}
+    (tmp_path / "results.jsonl").write_text(json.dumps(good) + '\n{"schema_version": 2, "cell')
+    writer = ResultsWriter(tmp_path)
+    writer.append({"cell_id": "b", "status": "ok"})
+    writer.close()
+    assert [r["cell_id"] for r in read_records(tmp_path)] == ["a", "b"]
