@@ -371,7 +371,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for folder in map(Path, dirs):
         if not folder.is_dir():
             raise BenchError(f"{folder} is not a run folder")
-        runs.append(Run(folder.name, read_records(folder), read_json(folder / ENV_FILE)))
+        config = (
+            read_json(folder / RUN_FILE).get("config", {}) if (folder / RUN_FILE).exists() else {}
+        )
+        runs.append(Run(folder.name, read_records(folder), read_json(folder / ENV_FILE), config))
     if args.fail_on_regression is not None:
         positive("--fail-on-regression", args.fail_on_regression, allow_zero=True)
     comparison = compare(runs, baseline=0)

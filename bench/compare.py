@@ -32,6 +32,7 @@ class Run:
     name: str
     records: list[dict[str, Any]]
     env: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)  # run.json's, when present
 
 
 @dataclass(frozen=True)
@@ -157,13 +158,27 @@ def compare_cell(base: dict[str, Any], other: dict[str, Any], other_name: str) -
                           ratio_high=high, p_value=p, verdict=verdict, **common)  # fmt: skip
 
 
-def env_differences(base: dict[str, Any], other: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(field, baseline value, other value) for every machine or version fact that differs."""
+CONFIG_FIELDS = ("threads", "backend_options", "mode", "requests", "timing", "exporter")
+
+
+def env_differences(
+    base: dict[str, Any],
+    other: dict[str, Any],
+    base_config: dict[str, Any] | None = None,
+    other_config: dict[str, Any] | None = None,
+) -> list[tuple[str, Any, Any]]:
+    """(field, baseline value, other value) for every machine, version or run setting that
+    differs: the reasons two runs may disagree besides the change under test."""
     found = [(f, base.get(f), other.get(f)) for f in ENV_FIELDS if base.get(f) != other.get(f)]
     v0, v1 = base.get("versions") or {}, other.get("versions") or {}
     for name in sorted(set(v0) | set(v1)):
         if v0.get(name) != v1.get(name):
             found.append((name, v0.get(name), v1.get(name)))
+    c0, c1 = base_config or {}, other_config or {}
+    if c0 and c1:
+        found += [
+            (f"config.{f}", c0.get(f), c1.get(f)) for f in CONFIG_FIELDS if c0.get(f) != c1.get(f)
+        ]
     return found
 
 
@@ -175,7 +190,9 @@ def compare(runs: Sequence[Run], baseline: int = 0) -> Comparison:
     base_cells = {_key(r): r for r in base.records}
     for run in others:
         cells = {_key(r): r for r in run.records}
-        result.env_differences[run.name] = env_differences(base.env, run.env)
+        result.env_differences[run.name] = env_differences(
+            base.env, run.env, base.config, run.config
+        )
         result.only_in[base.name] = [k for k in base_cells if k not in cells]
         result.only_in[run.name] = [k for k in cells if k not in base_cells]
         for key, record in base_cells.items():

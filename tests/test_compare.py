@@ -16,7 +16,8 @@ DATA = Path(__file__).parent / "data"
 
 
 def _run(name: str) -> Run:
-    return Run(name, read_records(DATA / name), read_json(DATA / name / "env.json"))
+    config = read_json(DATA / name / "run.json")["config"]
+    return Run(name, read_records(DATA / name), read_json(DATA / name / "env.json"), config)
 
 
 def _synthetic(
@@ -79,6 +80,7 @@ def test_checked_in_runs_verdicts_match_their_samples() -> None:
         if cell.verdict == "faster":
             assert cell.other_median_us < cell.base_median_us and cell.p_value < 0.01
     assert set(b for _, b in result.geomeans) == {"ort-cpu", "openvino", "torch"}
+    assert ("config.threads", None, 1) in result.env_differences["run_one_thread"]
 
 
 def test_compare_cli_gate(tmp_path, bench_env) -> None:
