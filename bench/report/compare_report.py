@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from bench.compare import Comparison, cell_label
 from bench.report.charts import plain
 from bench.report.html import html_table, page
-from bench.report.tables import md_escape
+from bench.report.tables import md_escape, md_table
 
 HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "ratio 95% CI", "p", "verdict",
            "comparable", "parity drift"]  # fmt: skip
@@ -47,25 +47,20 @@ def env_rows(comparison: Comparison) -> list[list[str]]:
             for name, a, b in diffs]  # fmt: skip
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows])
-
-
 def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
     parts = [f"# bench compare: baseline {md_escape(comparison.baseline)}", "",
              "Ratio = run median / baseline median (above 1: slower). Significant when "
              "Mann-Whitney p < 0.01 and the ratio's CI excludes 1.", ""]  # fmt: skip
-    parts.append(_md_table(HEADERS, comparison_rows(comparison)))
+    parts.append(md_table(HEADERS, comparison_rows(comparison)))
     parts += ["", "## Geometric mean of ratios per backend (comparable cells)", ""]
-    parts.append(_md_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)))
+    parts.append(md_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)))
     parts += ["", "## Environment differences", ""]
     env = env_rows(comparison)
-    parts.append(_md_table(["run", "field", "baseline", "run"], env) if env else "None.")
+    parts.append(md_table(["run", "field", "baseline", "run"], env) if env else "None.")
     missing = [(run, cell_label(k)) for run, keys in comparison.only_in.items() for k in keys]
     if missing:
         parts += ["", "## Cells in one run only", ""]
-        parts.append(_md_table(["only in", "cell"], [list(m) for m in missing]))
+        parts.append(md_table(["only in", "cell"], [list(m) for m in missing]))
     if gate is not None:
         parts += ["", "## Regression gate", ""]
         parts += [f"- {md_escape(g)}" for g in gate] if gate else ["No regression."]

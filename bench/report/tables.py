@@ -150,7 +150,8 @@ def md_escape(text: Any) -> str:
     )
 
 
-def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub Markdown table; every cell escaped."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -310,7 +311,7 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
     if headline:
         parts += ["", "## Headline: fastest backend that passed parity", ""]
         parts.append(
-            _md_table(
+            md_table(
                 ["model", "batch", "precision", "fastest passing", "median µs", "items/s",
                  "vs torch", "faster but failed parity"],
                 [[h["model"], f"{h['batch_size']} {h['dims']}".strip(), h["precision"], f"{h['backend']} ({h['export']})",
@@ -324,15 +325,15 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
         "## Latency (inference only, inputs bound once; e2e = host arrays in and out)",
         "",
     ]
-    parts.append(_md_table(*latency_rows(frame)))
+    parts.append(md_table(*latency_rows(frame)))
     references = sorted({r.get("reference") or "torch eager fp32" for r in records})
     parts += ["", f"## Accuracy against the reference ({'; '.join(references)})", ""]
-    parts.append(_md_table(*accuracy_rows(frame)))
+    parts.append(md_table(*accuracy_rows(frame)))
     problems = problem_rows(frame)
     if problems:
         parts += ["", "## Failures and skips", ""]
         parts.append(
-            _md_table(
+            md_table(
                 ["model", "backend", "export", "batch", "precision", "status", "reason"], problems
             )
         )
@@ -340,7 +341,7 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
     if not warned.empty:
         parts += ["", "## Stability warnings", ""]
         parts.append(
-            _md_table(
+            md_table(
                 ["model", "backend", "export", "batch", "warning"],
                 [
                     [r["model"], r["backend"], export_label(r), _batch(r), r["warnings"]]
@@ -351,7 +352,7 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
     versions = env.get("versions") or {}
     parts += ["", "## Environment", ""]
     parts.append(
-        _md_table(
+        md_table(
             ["what", "value"],
             [
                 [
