@@ -37,7 +37,6 @@ class _OrtBackend(Backend):
         self._session: Any = None
         self._binding: Any = None
         self._bound: list[Any] = []
-        self._threads_asked: int | None = None
         self._pool: Any = None
         self._bindings: list[Any] = []
 
@@ -56,7 +55,6 @@ class _OrtBackend(Backend):
         options = ort.SessionOptions()
         if spec.threads:
             options.intra_op_num_threads = spec.threads
-            self._threads_asked = spec.threads
         for key, value in spec.options.items():
             if key == "graph_optimization_level":
                 if value not in _OPT_LEVELS:

@@ -72,6 +72,7 @@ class OpenVinoCpu(Backend):
     ov_device = "CPU"
 
     def __init__(self) -> None:
+        self._core: Any = None
         self._compiled: Any = None
         self._request: Any = None
         self._queue: Any = None
@@ -91,7 +92,7 @@ class OpenVinoCpu(Backend):
 
     def load(self, spec: LoadSpec) -> None:
         ov = _import_ov()
-        core = ov.Core()
+        core = self._core = ov.Core()
         model = core.read_model(spec.source)
         options = dict(spec.options)
         self._shapes = options.pop("shapes", "static")
@@ -182,10 +183,11 @@ class OpenVinoCpu(Backend):
             except RuntimeError:
                 continue
         settings["precision"] = settings.get("INFERENCE_PRECISION_HINT", "unknown")
-        settings["device_name"] = str(ov.Core().get_property(self.ov_device, "FULL_DEVICE_NAME"))
+        settings["device_name"] = str(self._core.get_property(self.ov_device, "FULL_DEVICE_NAME"))
         return settings
 
     def close(self) -> None:
         self._queue = None
         self._request = None
         self._compiled = None
+        self._core = None
