@@ -221,21 +221,25 @@ class Runner:
 
     # -- one cell -------------------------------------------------------------------------------
 
-    def run_cell(self, cell: Cell) -> dict[str, Any]:
-        """Everything for one cell, always ending in a record (never raising for the cell)."""
-        backend_cls = self.classes[cell.backend]
-        record: dict[str, Any] = {
+    def _cell_record(self, cell: Cell) -> dict[str, Any]:
+        """The fields every record of `cell` starts with, whatever happens to it."""
+        return {
             "run_id": self.run_id,
             "cell_id": cell.cell_id,
             "model": cell.model,
             "backend": cell.backend,
-            "device": backend_cls.device,
+            "device": self.classes[cell.backend].device,
             "exporter": cell.exporter,
             "opset_requested": cell.opset,
             "batch_size": cell.batch_size,
             "dims": dict(cell.dims),
             "precision": cell.precision,
         }
+
+    def run_cell(self, cell: Cell) -> dict[str, Any]:
+        """Everything for one cell, always ending in a record (never raising for the cell)."""
+        backend_cls = self.classes[cell.backend]
+        record = self._cell_record(cell)
         if cell.precision not in backend_cls.precisions:
             return {
                 **record,
@@ -352,15 +356,7 @@ class Runner:
                     # (the model's forward at this size, a reference, an export's read-back):
                     # that cell fails, the sweep goes on.
                     record = {
-                        "run_id": self.run_id,
-                        "cell_id": cell.cell_id,
-                        "model": cell.model,
-                        "backend": cell.backend,
-                        "exporter": cell.exporter,
-                        "opset_requested": cell.opset,
-                        "batch_size": cell.batch_size,
-                        "dims": dict(cell.dims),
-                        "precision": cell.precision,
+                        **self._cell_record(cell),
                         "status": "failed",
                         "reason": f"in the parent process: {type(exc).__name__}: {exc}",
                         "traceback": traceback.format_exc(),

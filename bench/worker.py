@@ -63,10 +63,10 @@ def run_cell(job: CellJob) -> CellOutcome:
             outcome.requests = backend.prepare_concurrent(job.requests)
             outcome.inferences_per_round = outcome.requests * backend.ROUND_DEPTH
             outcome.throughput = measure(backend.run_concurrent, job.policy)
-            backend.bind(job.inputs[0])
+            backend.bind(job.inputs[0])  # the concurrent requests had their own bindings
+            backend.run()
         else:
-            outcome.measurement = measure(backend.run, job.policy)
-        backend.run()
+            outcome.measurement = measure(backend.run, job.policy)  # its last run is kept
         outcome.outputs.append(backend.outputs())
         for batch in job.inputs[1:]:
             backend.bind(batch)
