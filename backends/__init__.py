@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from backends.base import Backend, BackendUnavailable, LoadSpec
+from bench.backends.base import Backend, BackendUnavailable, LoadSpec
 from bench.errors import BenchError
 
 __all__ = [
@@ -47,12 +47,12 @@ def register_backend(name: str, target: str, install_hint: str) -> None:
     BACKENDS[name] = BackendEntry(name, target, install_hint)
 
 
-register_backend("ort-cpu", "backends.ort:OrtCpu", "pip install onnxruntime")
-register_backend("ort-cuda", "backends.ort:OrtCuda", f"needs an NVIDIA GPU and {_ORT_GPU_SWAP}")
-register_backend("openvino", "backends.ov:OpenVinoCpu", "pip install openvino")
-register_backend("torch", "backends.torch_eager:TorchEager", "pip install torch")
+register_backend("ort-cpu", "bench.backends.ort:OrtCpu", "pip install onnxruntime")
+register_backend("ort-cuda", "bench.backends.ort:OrtCuda", f"needs an NVIDIA GPU and {_ORT_GPU_SWAP}")
+register_backend("openvino", "bench.backends.ov:OpenVinoCpu", "pip install openvino")
+register_backend("torch", "bench.backends.torch_eager:TorchEager", "pip install torch")
 register_backend(
-    "torch-cuda", "backends.torch_eager:TorchCuda", "needs an NVIDIA GPU and a CUDA build of torch"
+    "torch-cuda", "bench.backends.torch_eager:TorchCuda", "needs an NVIDIA GPU and a CUDA build of torch"
 )
 
 for _ep in entry_points(group="bench.backends"):

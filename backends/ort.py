@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Backend, BackendUnavailable, LoadSpec
+from bench.backends.base import Backend, BackendUnavailable, LoadSpec
 
 _OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",

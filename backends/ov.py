@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Backend, BackendUnavailable, LoadSpec, PrecisionMismatch
+from bench.backends.base import Backend, BackendUnavailable, LoadSpec, PrecisionMismatch
 
 #: bench precision -> OpenVINO element type name for INFERENCE_PRECISION_HINT.
 _PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Backend, BackendUnavailable, LoadSpec
+from bench.backends.base import Backend, BackendUnavailable, LoadSpec
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
@@ -43,7 +43,7 @@ class TorchEager(Backend):
 
     def load(self, spec: LoadSpec) -> None:
         torch = _import_torch()
-        from models import resolve_model
+        from bench.models import resolve_model
 
         model = resolve_model(spec.source)
         if spec.threads:

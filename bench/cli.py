@@ -322,8 +322,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_list() -> int:
-    from backends import BACKENDS, availability, load_backend_class
-    from models import MODELS, resolve_model
+    from bench.backends import BACKENDS, availability, load_backend_class
+    from bench.models import MODELS, resolve_model
 
     print("models:")
     for name in MODELS:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.timing import TimingPolicy
-from models.spec import Tolerance
+from bench.models.spec import Tolerance
 
 DEFAULT_OPSETS = (13, 17, 18)
 DEFAULT_BATCH_SIZES = (1, 8, 32)

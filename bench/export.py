@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.timing import seconds
-from models.spec import ModelSpec
+from bench.models.spec import ModelSpec
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 #: Part of the cache key: bump when what bench accepts as an export changes.

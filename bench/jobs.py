@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backends.base import LoadSpec
+from bench.backends.base import LoadSpec
 from bench.timing import Measurement, TimingPolicy
 
 

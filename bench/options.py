@@ -56,7 +56,7 @@ def _backend_options(
 
 def _file_dims(args: argparse.Namespace, models: tuple[str, ...]) -> dict[str, int]:
     """Sizes for ONNX-file models' dynamic dimensions: --shape, then --dims' first sizes."""
-    from models.onnx_file import shape_sizes
+    from bench.models.onnx_file import shape_sizes
 
     files = [m for m in models if m.endswith(".onnx")]
     sizes: dict[str, int] = {}
@@ -86,7 +86,7 @@ def _has_input(path: str, name: str) -> bool:
 def _dims(
     items: list[str], models: tuple[str, ...], sizes: dict[str, int]
 ) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    from models import resolve_model
+    from bench.models import resolve_model
 
     known = sorted({d for m in models for d in resolve_model(m, sizes).dynamic_dims()})
     parsed = {}
@@ -171,11 +171,11 @@ def apply_config_file(
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Validate every flag and build the run's frozen config (raises `BenchError`)."""
-    from backends import backend_entry
+    from bench.backends import backend_entry
     from bench.export import validate_opsets
     from bench.timing import TimingPolicy
-    from models import resolve_model
-    from models.spec import PRECISIONS
+    from bench.models import resolve_model
+    from bench.models.spec import PRECISIONS
 
     models = tuple(dict.fromkeys(_csv(args.models)))
     if not models:

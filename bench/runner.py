@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from backends import backend_entry, load_backend_class
-from backends.base import LoadSpec
+from bench.backends import backend_entry, load_backend_class
+from bench.backends.base import LoadSpec
 from bench.config import RunConfig
 from bench.envinfo import cpu_governor
 from bench.export import ExportResult, export_model, given_file
@@ -24,7 +24,7 @@ from bench.pool import Worker, WorkerLost
 from bench.results import ResultsWriter
 from bench.stats import summarize
 from bench.timing import Measurement
-from models import ModelSpec, resolve_model
+from bench.models import ModelSpec, resolve_model
 
 REFERENCE_TORCH = "torch eager fp32"
 REFERENCE_ORT = "onnxruntime CPU, graph optimizations disabled (no PyTorch source)"

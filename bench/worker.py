@@ -13,11 +13,15 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from backends import load_backend_class
-from bench.errors import BackendUnavailable, PrecisionMismatch
-from bench.gpu import process_gpu_memory_mb
-from bench.jobs import CellJob, CellOutcome
-from bench.timing import measure, seconds
+from bench._shadow import leave_shadowing_folder
+
+leave_shadowing_folder()
+
+from bench.backends import load_backend_class  # noqa: E402 - after the path repair
+from bench.errors import BackendUnavailable, PrecisionMismatch  # noqa: E402
+from bench.gpu import process_gpu_memory_mb  # noqa: E402
+from bench.jobs import CellJob, CellOutcome  # noqa: E402
+from bench.timing import measure, seconds  # noqa: E402
 
 
 def _reset_peak_rss() -> None:

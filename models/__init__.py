@@ -5,23 +5,24 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from bench.errors import BenchError
-from models.spec import InputSpec, ModelSpec, OutputSpec, Tolerance
+from bench.models.spec import InputSpec, ModelSpec, OutputSpec, Tolerance
 
 __all__ = ["MODELS", "InputSpec", "ModelSpec", "OutputSpec", "Tolerance", "resolve_model"]
 
 #: Built-in models: name -> "module:function returning a ModelSpec".
 MODELS: dict[str, str] = {
-    "simple_cnn": "models.simple_cnn:spec",
-    "mlp": "models.mlp:spec",
-    "resnet_small": "models.resnet_small:spec",
-    "gru_seq": "models.gru_seq:spec",
-    "upsample_net": "models.upsample_net:spec",
-    "tiny_transformer": "models.tiny_transformer:spec",
+    "simple_cnn": "bench.models.simple_cnn:spec",
+    "mlp": "bench.models.mlp:spec",
+    "resnet_small": "bench.models.resnet_small:spec",
+    "gru_seq": "bench.models.gru_seq:spec",
+    "upsample_net": "bench.models.upsample_net:spec",
+    "tiny_transformer": "bench.models.tiny_transformer:spec",
 }
 
 
@@ -49,6 +50,11 @@ def _load_function(ref: str):
                 f"importing model file {path} failed: {type(exc).__name__}: {exc}"
             ) from exc
     else:
+        # `python -m bench` has the working directory on sys.path; the `bench` console
+        # script does not. The user's own packages resolve from there either way (appended,
+        # so nothing of the user's shadows an installed package).
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
         try:
             module = importlib.import_module(module_part)
         except ImportError as exc:
@@ -67,7 +73,7 @@ def resolve_model(ref: str, sizes: Mapping[str, int] | None = None) -> ModelSpec
     """A `ModelSpec` from a registry name, a `module:function` / `file.py:function` reference,
     or a path to an .onnx file (`sizes` gives its dynamic dimensions besides batch)."""
     if ref.endswith(".onnx"):
-        from models.onnx_file import onnx_file_spec
+        from bench.models.onnx_file import onnx_file_spec
 
         return onnx_file_spec(ref, sizes)
     target = MODELS.get(ref)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.spec import InputSpec, ModelSpec, OutputSpec, Tolerance
+from bench.models.spec import InputSpec, ModelSpec, OutputSpec, Tolerance
 
 
 def _build():

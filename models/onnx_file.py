@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bench.errors import BenchError
-from models.spec import InputSpec, ModelSpec, OutputSpec
+from bench.models.spec import InputSpec, ModelSpec, OutputSpec
 
 #: ONNX TensorProto element type -> numpy dtype name and value generator.
 _ELEMENT_TYPES = {

@@ -7,7 +7,7 @@ Attention is written out (no fused fast path) so that every exporter sees plain 
 
 from __future__ import annotations
 
-from models.spec import InputSpec, ModelSpec, OutputSpec, Tolerance
+from bench.models.spec import InputSpec, ModelSpec, OutputSpec, Tolerance
 
 VOCAB, WIDTH, HEADS, LAYERS, MAX_LEN, CLASSES = 1000, 64, 4, 2, 512, 4
 

@@ -6,7 +6,7 @@ Resize's coordinate semantics changed across opsets (Upsample in 9, Resize from 
 
 from __future__ import annotations
 
-from models.spec import InputSpec, ModelSpec, OutputSpec, Tolerance
+from bench.models.spec import InputSpec, ModelSpec, OutputSpec, Tolerance
 
 
 def _build():

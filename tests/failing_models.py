@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.spec import InputSpec, ModelSpec, OutputSpec
+from bench.models.spec import InputSpec, ModelSpec, OutputSpec
 
 IMAGE = (InputSpec("x", ("batch", 4, 8, 8), "float32", "normal"),)
 

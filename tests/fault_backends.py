@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from backends import register_backend
-from backends.ort import OrtCpu
+from bench.backends import register_backend
+from bench.backends.ort import OrtCpu
 
 
 class Segfault(OrtCpu):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends import BACKENDS, load_backend_class
-from backends.base import BackendUnavailable, LoadSpec, PrecisionMismatch
+from bench.backends import BACKENDS, load_backend_class
+from bench.backends.base import BackendUnavailable, LoadSpec, PrecisionMismatch
 from bench.export import export_model
 from bench.parity import compare_outputs
-from models import resolve_model
+from bench.models import resolve_model
 
 
 @pytest.fixture(scope="module")

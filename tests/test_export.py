@@ -7,7 +7,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.export import actual_opset, export_model, validate_opsets
-from models import resolve_model
+from bench.models import resolve_model
 
 
 @pytest.fixture(scope="module")

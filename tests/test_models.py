@@ -12,7 +12,7 @@ from conftest import FAST_TIMING
 
 from bench.errors import BenchError
 from bench.export import export_model
-from models import MODELS, resolve_model
+from bench.models import MODELS, resolve_model
 
 ZOO = ["mlp", "resnet_small", "gru_seq", "upsample_net", "tiny_transformer"]
 
@@ -71,7 +71,7 @@ def test_dims_axis_sweeps_sequence_length(tmp_path, bench_env) -> None:
 
 USER_SPEC = """
 from torch import nn
-from models import InputSpec, ModelSpec, OutputSpec
+from bench.models import InputSpec, ModelSpec, OutputSpec
 
 def make():
     return ModelSpec(

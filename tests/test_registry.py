@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-import backends
-from backends import BACKENDS, availability, backend_entry, load_backend_class
-from backends.base import Backend
+import bench.backends as backends
+from bench.backends import BACKENDS, availability, backend_entry, load_backend_class
+from bench.backends.base import Backend
 from bench.errors import BenchError
-from models import MODELS, resolve_model
+from bench.models import MODELS, resolve_model
 
 
 def test_builtin_backends_registered_with_hints() -> None:
@@ -32,7 +32,7 @@ def test_unknown_model_names_valid_choices() -> None:
 
 
 def test_register_backend_is_one_line() -> None:
-    backends.register_backend("my-ort", "backends.ort:OrtCpu", "pip install onnxruntime")
+    backends.register_backend("my-ort", "bench.backends.ort:OrtCpu", "pip install onnxruntime")
     try:
         assert load_backend_class(backend_entry("my-ort").target).name == "ort-cpu"
     finally:
@@ -74,7 +74,7 @@ def test_seeded_weights_are_the_same_model_every_time() -> None:
 def test_user_model_from_file(tmp_path) -> None:
     path = tmp_path / "mine.py"
     path.write_text(
-        "from models.simple_cnn import spec as base\n"
+        "from bench.models.simple_cnn import spec as base\n"
         "from dataclasses import replace\n"
         "def make():\n    return replace(base(), name='mine')\n"
     )
