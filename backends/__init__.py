@@ -48,11 +48,15 @@ def register_backend(name: str, target: str, install_hint: str) -> None:
 
 
 register_backend("ort-cpu", "bench.backends.ort:OrtCpu", "pip install onnxruntime")
-register_backend("ort-cuda", "bench.backends.ort:OrtCuda", f"needs an NVIDIA GPU and {_ORT_GPU_SWAP}")
+register_backend(
+    "ort-cuda", "bench.backends.ort:OrtCuda", f"needs an NVIDIA GPU and {_ORT_GPU_SWAP}"
+)
 register_backend("openvino", "bench.backends.ov:OpenVinoCpu", "pip install openvino")
 register_backend("torch", "bench.backends.torch_eager:TorchEager", "pip install torch")
 register_backend(
-    "torch-cuda", "bench.backends.torch_eager:TorchCuda", "needs an NVIDIA GPU and a CUDA build of torch"
+    "torch-cuda",
+    "bench.backends.torch_eager:TorchCuda",
+    "needs an NVIDIA GPU and a CUDA build of torch",
 )
 
 for _ep in entry_points(group="bench.backends"):

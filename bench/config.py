@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.timing import TimingPolicy
 from bench.models.spec import Tolerance
+from bench.timing import TimingPolicy
 
 DEFAULT_OPSETS = (13, 17, 18)
 DEFAULT_BATCH_SIZES = (1, 8, 32)

@@ -21,8 +21,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.timing import seconds
 from bench.models.spec import ModelSpec
+from bench.timing import seconds
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 #: Part of the cache key: bump when what bench accepts as an export changes.

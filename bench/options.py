@@ -173,9 +173,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Validate every flag and build the run's frozen config (raises `BenchError`)."""
     from bench.backends import backend_entry
     from bench.export import validate_opsets
-    from bench.timing import TimingPolicy
     from bench.models import resolve_model
     from bench.models.spec import PRECISIONS
+    from bench.timing import TimingPolicy
 
     models = tuple(dict.fromkeys(_csv(args.models)))
     if not models:

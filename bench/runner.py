@@ -19,12 +19,12 @@ from bench.envinfo import cpu_governor
 from bench.export import ExportResult, export_model, given_file
 from bench.grid import Cell, expand_grid
 from bench.jobs import CellJob, CellOutcome
+from bench.models import ModelSpec, resolve_model
 from bench.parity import compare_outputs
 from bench.pool import Worker, WorkerLost
 from bench.results import ResultsWriter
 from bench.stats import summarize
 from bench.timing import Measurement
-from bench.models import ModelSpec, resolve_model
 
 REFERENCE_TORCH = "torch eager fp32"
 REFERENCE_ORT = "onnxruntime CPU, graph optimizations disabled (no PyTorch source)"

@@ -30,9 +30,9 @@ from bench.backends import BACKENDS  # noqa: E402
 from bench.backends.base import LoadSpec  # noqa: E402
 from bench.export import export_model  # noqa: E402
 from bench.jobs import CellJob  # noqa: E402
+from bench.models import resolve_model  # noqa: E402
 from bench.pool import Worker  # noqa: E402
 from bench.timing import TimingPolicy  # noqa: E402
-from bench.models import resolve_model  # noqa: E402
 
 TARGETS = {"openvino": 1.10, "ort-cpu": 1.05}
 

@@ -8,8 +8,8 @@ import pytest
 from bench.backends import BACKENDS, load_backend_class
 from bench.backends.base import BackendUnavailable, LoadSpec, PrecisionMismatch
 from bench.export import export_model
-from bench.parity import compare_outputs
 from bench.models import resolve_model
+from bench.parity import compare_outputs
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import FAST_TIMING
 
-USER_MODEL = '''
+USER_MODEL = """
 from torch import nn
 
 from bench.models import InputSpec
@@ -30,7 +30,7 @@ class MyNet(nn.Module):
 
 def build():
     return MyNet(), [InputSpec("x", ("batch", 6), "float32")]
-'''
+"""
 
 
 @pytest.fixture(scope="module")
