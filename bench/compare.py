@@ -1,9 +1,16 @@
-"""Compare runs (machines, releases, settings) cell by cell, with statistics on raw samples.
+"""Compare runs (machines, releases, settings) cell by cell, on the trial level.
 
-Pure functions over records: no I/O, no pandas. The time ratio is other / baseline median
-(above 1: slower). A difference is significant when the Mann-Whitney U test gives p < ALPHA
-*and* the ratio's confidence interval, built from both medians' distribution-free 95% CIs,
-excludes 1; otherwise it is "not significant", however small p is on 20,000 samples.
+Pure functions over records: no I/O, no pandas. The time ratio is other / baseline (above 1:
+slower), as the ratio of the geometric means of the trial medians. Its interval, p-value and
+minimum detectable effect come from Welch's t test on the log trial medians (bench.stats):
+the spread between trials, never the jitter inside a loop. A cell is `slower` or `faster`
+only when p < ALPHA, the interval excludes 1 and the change is at least the minimum
+detectable effect; a smaller change is `cannot resolve`, as is a cell whose runs are too
+noisy to detect a change of GATE_HINT; otherwise `unchanged`.
+
+Both runs measured the control workload (bench.control): each cell's ratio is also reported
+relative to the control's ratio, which removes what the machine did between the runs; with
+`normalize` "auto" or "control" the verdicts use that relative ratio, and say so.
 """
 
 from __future__ import annotations
@@ -13,11 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from bench.stats import median_ci
+from bench.stats import RatioTest, ratio_test
 
 ALPHA = 0.01
+POWER = 0.8
+GATE_HINT = 0.05  # a run that cannot resolve a 5% change cannot call a cell unchanged
+MOVED_TOGETHER = 0.8  # this share of cells on one side of 1: the whole run moved
 DRIFT_FACTOR = 10.0
 JOIN_KEYS = ("model", "backend", "exporter", "opset_requested", "batch_size", "dims", "precision",
              "mode")  # fmt: skip
@@ -43,16 +51,19 @@ class CellComparison:
     other: str
     base_median_us: float | None
     other_median_us: float | None
-    ratio: float | None
-    ratio_low: float | None
+    ratio: float | None  # raw: other / baseline
+    ratio_low: float | None  # interval of the ratio the verdict uses
     ratio_high: float | None
     p_value: float | None
-    verdict: str  # "faster" | "slower" | "not significant" | "not measured"
+    verdict: str  # "faster" | "slower" | "unchanged" | "cannot resolve" | "not measured"
     comparable: bool
     not_comparable_reason: str | None
     parity_drift: str | None
     base_status: str
     other_status: str
+    ratio_vs_control: float | None = None  # the ratio divided by the control's ratio
+    mde: float | None = None  # smallest relative change this comparison could detect
+    basis: str = "raw"  # which ratio the verdict used: "raw" or "control"
 
 
 @dataclass
@@ -65,36 +76,43 @@ class Comparison:
     geomeans: dict[tuple[str, str], float] = field(default_factory=dict)  # (other, backend)
     env_differences: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
     only_in: dict[str, list[tuple]] = field(default_factory=dict)
-
-
-def _ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Average ranks (1-based) with ties shared, and the tie group sizes."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    average = ends - (counts - 1) / 2.0
-    return average[inverse], counts
-
-
-def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided p-value of the Mann-Whitney U test (normal approximation, tie-corrected)."""
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    n1, n2 = x.size, y.size
-    if n1 == 0 or n2 == 0:
-        return math.nan
-    ranks, ties = _ranks(np.concatenate([x, y]))
-    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2.0
-    n = n1 + n2
-    mean = n1 * n2 / 2.0
-    tie_term = float((ties**3 - ties).sum()) / (n * (n - 1)) if n > 1 else 0.0
-    variance = n1 * n2 / 12.0 * ((n + 1) - tie_term)
-    if variance <= 0:
-        return 1.0
-    z = (abs(u1 - mean) - 0.5) / math.sqrt(variance)
-    return float(math.erfc(max(z, 0.0) / math.sqrt(2.0)))
+    control: dict[str, RatioTest | None] = field(default_factory=dict)  # per other run
+    basis: dict[str, str] = field(default_factory=dict)  # per other run: "raw" | "control"
+    moved_together: dict[str, str] = field(default_factory=dict)  # per other run
 
 
 def _timed(record: dict[str, Any]) -> dict[str, Any] | None:
     return (record.get("latency") or {}).get("inference") or record.get("throughput")
+
+
+def trial_medians(record: dict[str, Any]) -> list[float]:
+    """The medians of the trials a record's statistics used."""
+    timed = _timed(record) or {}
+    medians = [t["median_us"] for t in timed.get("trials") or [] if t.get("used", True)]
+    if not medians and timed.get("center_us") is not None:
+        return [float(timed["center_us"])]  # one loop (schema 2): no spread between trials
+    return [float(m) for m in medians if isinstance(m, int | float) and m > 0]
+
+
+def control_test(
+    base: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]]
+) -> RatioTest | None:
+    """The control workload's ratio between two runs, when both measured it."""
+    found = [next((r for r in run if r.get("kind") == "control" and r.get("status") == "ok"),
+                  None) for run in (base, other)]  # fmt: skip
+    if found[0] is None or found[1] is None:
+        return None
+    return ratio_test(trial_medians(found[0]), trial_medians(found[1]), ALPHA, POWER)
+
+
+def verdict(test: RatioTest) -> str:
+    """slower / faster / unchanged / cannot resolve, as the module docstring says."""
+    excludes_one = test.low > 1 or test.high < 1
+    if test.p_value < ALPHA and excludes_one and abs(test.ratio - 1) >= test.mde:
+        return "slower" if test.ratio > 1 else "faster"
+    if excludes_one or test.mde > GATE_HINT:
+        return "cannot resolve"
+    return "unchanged"
 
 
 def _key(record: dict[str, Any]) -> tuple:
@@ -132,30 +150,54 @@ def _comparability(base: dict[str, Any], other: dict[str, Any]) -> str | None:
     return None
 
 
-def compare_cell(base: dict[str, Any], other: dict[str, Any], other_name: str) -> CellComparison:
-    """Join one cell of the baseline with the same cell of another run."""
+def compare_cell(
+    base: dict[str, Any], other: dict[str, Any], other_name: str, control: RatioTest | None = None
+) -> CellComparison:
+    """Join one cell of the baseline with the same cell of another run; with `control`, the
+    verdict uses the ratio relative to the control workload's."""
     reason = _comparability(base, other)
-    t0, t1 = _timed(base), _timed(other)
     drift = parity_drift(base, other)
     common = dict(
         key=_key(base), other=other_name, comparable=reason is None, not_comparable_reason=reason,
         parity_drift=drift, base_status=base["status"], other_status=other["status"],
     )  # fmt: skip
-    if not t0 or not t1 or not t0.get("samples_us") or not t1.get("samples_us"):
+    m0, m1 = trial_medians(base), trial_medians(other)
+    if not m0 or not m1:
         return CellComparison(base_median_us=None, other_median_us=None, ratio=None,
                               ratio_low=None, ratio_high=None, p_value=None,
                               verdict="not measured", **common)  # fmt: skip
-    s0, s1 = np.asarray(t0["samples_us"]), np.asarray(t1["samples_us"])
-    m0, m1 = float(np.median(s0)), float(np.median(s1))
-    ci0, ci1 = median_ci(s0), median_ci(s1)
-    ratio = m1 / m0
-    low = ci1[0] / ci0[1] if ci0 and ci1 else None
-    high = ci1[1] / ci0[0] if ci0 and ci1 else None
-    p = mann_whitney_p(s0, s1)
-    significant = p < ALPHA and low is not None and high is not None and (low > 1 or high < 1)
-    verdict = ("slower" if ratio > 1 else "faster") if significant else "not significant"
-    return CellComparison(base_median_us=m0, other_median_us=m1, ratio=ratio, ratio_low=low,
-                          ratio_high=high, p_value=p, verdict=verdict, **common)  # fmt: skip
+    center0 = math.exp(sum(map(math.log, m0)) / len(m0))
+    center1 = math.exp(sum(map(math.log, m1)) / len(m1))
+    raw = ratio_test(m0, m1, ALPHA, POWER)
+    if raw is None:  # fewer than two trials on a side: no spread to judge a change by
+        return CellComparison(base_median_us=center0, other_median_us=center1,
+                              ratio=center1 / center0, ratio_low=None, ratio_high=None,
+                              p_value=None, verdict="cannot resolve", **common)  # fmt: skip
+    relative = raw.relative_to(control, ALPHA, POWER) if control else None
+    used = relative or raw
+    return CellComparison(
+        base_median_us=center0, other_median_us=center1, ratio=raw.ratio, ratio_low=used.low,
+        ratio_high=used.high, p_value=used.p_value, verdict=verdict(used),
+        ratio_vs_control=relative.ratio if relative else None, mde=used.mde,
+        basis="control" if relative else "raw", **common,
+    )  # fmt: skip
+
+
+def moved_together(cells: Sequence[CellComparison], control: RatioTest | None) -> str:
+    """A sentence when the whole run moved (the machine, not the code), else ""."""
+    ratios = [c.ratio for c in cells if c.ratio and c.comparable]
+    parts = []
+    if control is not None and verdict(control) in ("slower", "faster"):
+        parts.append(f"the control workload ran {control.ratio:.2f}x the baseline's time "
+                     "(the machine itself was " + verdict(control) + ")")  # fmt: skip
+    if len(ratios) >= 3:
+        up = sum(r > 1 for r in ratios) / len(ratios)
+        geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+        if max(up, 1 - up) >= MOVED_TOGETHER and abs(geo - 1) > 0.03:
+            side = "slower" if up >= MOVED_TOGETHER else "faster"
+            parts.append(f"{max(up, 1 - up):.0%} of cells moved {side} together "
+                         f"(geometric mean {geo:.2f}x)")  # fmt: skip
+    return "; ".join(parts)
 
 
 CONFIG_FIELDS = ("threads", "backend_options", "mode", "requests", "timing", "exporter")
@@ -182,14 +224,25 @@ def env_differences(
     return found
 
 
-def compare(runs: Sequence[Run], baseline: int = 0) -> Comparison:
-    """Compare every run with `runs[baseline]`, cell by cell."""
+def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> Comparison:
+    """Compare every run with `runs[baseline]`, cell by cell. `normalize`: "auto" or
+    "control" judge ratios relative to the control workload when both runs measured it
+    ("control" insists on it), "none" judges raw ratios."""
     base = runs[baseline]
     others = [r for i, r in enumerate(runs) if i != baseline]
     result = Comparison(baseline=base.name, others=[r.name for r in others])
-    base_cells = {_key(r): r for r in base.records}
+    base_cells = {_key(r): r for r in base.records if r.get("kind", "cell") == "cell"}
     for run in others:
-        cells = {_key(r): r for r in run.records}
+        cells = {_key(r): r for r in run.records if r.get("kind", "cell") == "cell"}
+        control = control_test(base.records, run.records)
+        if normalize == "control" and control is None:
+            from bench.errors import BenchError
+
+            raise BenchError(f"--normalize control: {base.name} or {run.name} has no control "
+                             "workload record (runs made with --no-control or --trials 1)")  # fmt: skip
+        used_control = control if normalize != "none" else None
+        result.control[run.name] = control
+        result.basis[run.name] = "control" if used_control else "raw"
         result.env_differences[run.name] = env_differences(
             base.env, run.env, base.config, run.config
         )
@@ -197,13 +250,15 @@ def compare(runs: Sequence[Run], baseline: int = 0) -> Comparison:
         result.only_in[run.name] = [k for k in cells if k not in base_cells]
         for key, record in base_cells.items():
             if key in cells:
-                result.cells.append(compare_cell(record, cells[key], run.name))
+                result.cells.append(compare_cell(record, cells[key], run.name, used_control))
         by_backend: dict[str, list[float]] = {}
         for cell in result.cells:
             if cell.other == run.name and cell.comparable and cell.ratio:
                 by_backend.setdefault(cell.key[1], []).append(math.log(cell.ratio))
         for backend, logs in by_backend.items():
             result.geomeans[(run.name, backend)] = math.exp(sum(logs) / len(logs))
+        mine = [c for c in result.cells if c.other == run.name]
+        result.moved_together[run.name] = moved_together(mine, control)
     return result
 
 
@@ -217,16 +272,19 @@ def cell_label(key: tuple) -> str:
 
 
 def regressions(comparison: Comparison, percent: float) -> list[str]:
-    """Why a CI gate should fail: significant slowdowns above `percent`, parity pass -> fail."""
+    """Why a CI gate should fail: resolved slowdowns above `percent`, parity pass -> fail.
+    The ratio checked is the one the verdict used (relative to the control when it was)."""
     reasons = []
     for cell in comparison.cells:
         label = cell_label(cell.key)
         if cell.parity_drift and cell.parity_drift.startswith("parity pass -> FAIL"):
             reasons.append(f"{label} in {cell.other}: {cell.parity_drift}")
-        if (cell.comparable and cell.verdict == "slower" and cell.ratio
-                and cell.ratio > 1 + percent / 100.0):  # fmt: skip
+        ratio = cell.ratio_vs_control if cell.basis == "control" else cell.ratio
+        if cell.comparable and cell.verdict == "slower" and ratio and ratio > 1 + percent / 100.0:
+            basis = " relative to the control workload" if cell.basis == "control" else ""
             reasons.append(
-                f"{label} in {cell.other}: {cell.ratio:.3f}x the baseline's median "
-                f"(+{(cell.ratio - 1) * 100:.1f}% > {percent:g}%, p={cell.p_value:.2g})"
+                f"{label} in {cell.other}: {ratio:.3f}x the baseline{basis} "
+                f"(+{(ratio - 1) * 100:.1f}% > {percent:g}%, p={cell.p_value:.2g}, "
+                f"detectable {cell.mde:.1%})"
             )
     return reasons

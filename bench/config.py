@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from bench.models.spec import Tolerance
@@ -39,6 +39,9 @@ class RunConfig:
     cache_dir: str = ""
     #: (model or "*", rtol or None, atol or None), applied in order over the model's own.
     tolerance_overrides: tuple[tuple[str, float | None, float | None], ...] = ()
+    seed: int = 0  # the order in which trials are interleaved
+    cpus: str | None = None  # "0,1": pin workers to these cores (sched_setaffinity)
+    control: bool = True  # measure the control workload beside the cells
 
     def options_for(self, backend: str) -> dict[str, str]:
         return {key: value for name, key, value in self.backend_options if name == backend}
@@ -49,8 +52,11 @@ class RunConfig:
     @classmethod
     def from_record(cls, data: dict) -> RunConfig:
         """Rebuild a config saved by `to_record` (lists back to tuples)."""
-        values = dict(data)
-        values["timing"] = TimingPolicy(**values["timing"])
+        values = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
+        timing_fields = {f.name for f in fields(TimingPolicy)}
+        values["timing"] = TimingPolicy(
+            **{k: v for k, v in values["timing"].items() if k in timing_fields}
+        )
         for key in ("models", "backends", "opsets", "batch_sizes", "precisions", "parity_seeds"):
             values[key] = tuple(values[key])
         values["backend_options"] = tuple(tuple(o) for o in values["backend_options"])

@@ -45,6 +45,7 @@ class ExportResult:
     cached: bool = False
     fallback_reason: str | None = None
     error: str | None = None
+    graph_sha256: str | None = None  # the graph without opset and names (bench.graphhash)
 
     def to_record(self) -> dict:
         return asdict(self)

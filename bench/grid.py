@@ -20,6 +20,12 @@ class Cell:
     exporter: str | None = None
     opset: int | None = None
     dims: tuple[tuple[str, int], ...] = ()  # named dynamic dimensions besides batch
+    name: str = ""  # the model's display name (a file model's stem); `model` when empty
+    twin: str | None = None  # `bench noise`: the label of one of two identical twins
+
+    @property
+    def model_name(self) -> str:
+        return self.name or self.model
 
     @property
     def cell_id(self) -> str:
@@ -27,7 +33,9 @@ class Cell:
         if self.exporter == "file":
             export = "file"
         extra = "".join(f"/{name}{size}" for name, size in self.dims)
-        return f"{self.model}/{self.backend}/{export}/b{self.batch_size}{extra}/{self.precision}"
+        twin = f"/twin-{self.twin}" if self.twin else ""
+        return (f"{self.model_name}/{self.backend}/{export}/b{self.batch_size}{extra}/"
+                f"{self.precision}{twin}")  # fmt: skip
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -52,12 +60,15 @@ def expand_grid(
     consumes: dict[str, str],
     model_dims: Mapping[str, Mapping[str, int]] | None = None,
     file_models: frozenset[str] = frozenset(),
+    names: Mapping[str, str] | None = None,
 ) -> list[Cell]:
     """All cells in run order: model, backend, opset, batch size, other dims, precision.
 
     `consumes` maps each backend name to "onnx" or "torch" (torch backends get no opset
     axis); `model_dims` maps a model to its non-batch dynamic dimensions and default sizes;
-    `file_models` are given as ONNX files: one "file" export, no opset axis.
+    `file_models` are given as ONNX files: one "file" export, no opset axis, and no cells of
+    backends that consume the PyTorch module (there is none); `names` maps a model reference
+    to its display name.
     """
     cells: list[Cell] = []
     swept = dict(config.dims)
@@ -65,6 +76,8 @@ def expand_grid(
         dim_sets = dim_grid((model_dims or {}).get(model, {}), swept)
         for backend in config.backends:
             exports: list[tuple[str | None, int | None]] = [(None, None)]
+            if consumes[backend] == "torch" and model in file_models:
+                continue
             if consumes[backend] == "onnx" and model in file_models:
                 exports = [("file", None)]
             elif consumes[backend] == "onnx":
@@ -74,6 +87,15 @@ def expand_grid(
                     for dims in dim_sets:
                         for precision in config.precisions:
                             cells.append(
-                                Cell(model, backend, batch, precision, exporter, opset, dims)
+                                Cell(
+                                    model,
+                                    backend,
+                                    batch,
+                                    precision,
+                                    exporter,
+                                    opset,
+                                    dims,
+                                    (names or {}).get(model, ""),
+                                )
                             )
     return cells

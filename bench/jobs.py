@@ -1,4 +1,10 @@
-"""Messages between the parent and a worker (a module of its own so both sides unpickle them)."""
+"""Messages between the parent and a worker (a module of its own so both sides unpickle them).
+
+A worker holds loaded cells between messages: `LoadJob` loads and binds a cell and returns
+its outputs for parity; `TrialJob` runs one trial of a loaded cell; `UnloadJob` closes it.
+`ReferenceJob` computes reference outputs of an ONNX file (models given as .onnx files), so a
+native crash in the user's file costs that model's cells, never the sweep.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +17,87 @@ from bench.timing import Measurement, TimingPolicy
 
 
 @dataclass(frozen=True)
-class CellJob:
-    """Everything a worker needs for one cell. `inputs[0]` is the timed batch."""
+class LoadJob:
+    """Load one cell: create the session, bind `inputs[0]` (the timed batch), run every
+    input batch once for parity, keep the session for the trials."""
 
+    cell_id: str
     backend_target: str
     load: LoadSpec
     inputs: list[dict[str, np.ndarray]]
-    policy: TimingPolicy
-    end_to_end: bool = True
     mode: str = "latency"  # "latency" | "throughput"
     requests: int | None = None  # throughput mode: requests in flight (None: runtime's choice)
 
 
-@dataclass
-class CellOutcome:
-    """What a worker sends back for one cell."""
+@dataclass(frozen=True)
+class TrialJob:
+    """One trial of a loaded cell: warm-up and timed loop (and the end-to-end loop)."""
 
-    status: str  # "ok" | "skipped" | "failed"
-    reason: str | None = None
+    cell_id: str
+    policy: TimingPolicy
+    end_to_end: bool = True
+
+
+@dataclass(frozen=True)
+class UnloadJob:
+    """Close a loaded cell's session."""
+
+    cell_id: str
+
+
+@dataclass(frozen=True)
+class ReferenceJob:
+    """Reference outputs of an ONNX file: ONNX Runtime on the CPU, optimisations off."""
+
+    path: str
+    inputs: list[dict[str, np.ndarray]]
+
+
+@dataclass
+class Failure:
+    """A job that raised inside the worker (the worker lives on)."""
+
+    status: str  # "failed" | "skipped"
+    reason: str
     error_type: str | None = None
     traceback: str | None = None
-    load_s: float | None = None
-    first_run_ms: float | None = None
-    measurement: Measurement | None = None
-    end_to_end: Measurement | None = None
-    throughput: Measurement | None = None
+
+
+@dataclass
+class LoadOutcome:
+    """What loading a cell found: timings of the cold start, settings, parity outputs."""
+
+    load_s: float
+    first_run_ms: float
+    settings: dict[str, str]
+    outputs: list[dict[str, np.ndarray]]
+    rss_delta_mb: float | None = None
     requests: int | None = None
     inferences_per_round: int | None = None
-    outputs: list[dict[str, np.ndarray]] = field(default_factory=list)
-    settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrialOutcome:
+    """One trial's raw measurements (throughput mode fills `throughput` only)."""
+
+    inference: Measurement | None = None
+    end_to_end: Measurement | None = None
+    throughput: Measurement | None = None
+
+
+@dataclass
+class UnloadOutcome:
+    """What the worker can tell once the cell is closed."""
+
     peak_rss_mb: float | None = None
     gpu_memory_mb: float | None = None
     torch_imported: bool = False
+
+
+@dataclass
+class ReferenceOutcome:
+    outputs: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+
+Job = LoadJob | TrialJob | UnloadJob | ReferenceJob
+Reply = LoadOutcome | TrialOutcome | UnloadOutcome | ReferenceOutcome | Failure

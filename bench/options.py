@@ -135,7 +135,7 @@ def _tolerances(args: argparse.Namespace, models: tuple[str, ...]) -> tuple:
 
 
 def apply_config_file(
-    path: str, parser: argparse.ArgumentParser, argv: list[str]
+    path: str, parser: argparse.ArgumentParser, run: argparse.ArgumentParser, argv: list[str]
 ) -> argparse.Namespace:
     """Re-parse `argv` with the file's settings as defaults (flags given still win)."""
     import json
@@ -150,7 +150,6 @@ def apply_config_file(
         data = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise BenchError(f"--config: {file} does not parse: {exc}") from None
-    run = parser._subparsers._group_actions[0].choices["run"]
     valid = {a.dest for a in run._actions if a.dest not in ("help", "config", "resume")}
     tolerances = data.pop("tolerances", {})
     defaults = {}
@@ -205,10 +204,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise BenchError(f"--precisions: give at least one of {', '.join(PRECISIONS)}")
     positive("--warmup-iters", args.warmup_iters, allow_zero=True)
     positive("--warmup-time", args.warmup_time, allow_zero=True)
+    positive("--trials", args.trials)
     positive("--min-iters", args.min_iters)
     positive("--min-time", args.min_time, allow_zero=True)
     positive("--max-time", args.max_time)
-    positive("--target-ci", args.target_ci, allow_zero=True)
     positive("--cell-timeout", args.cell_timeout)
     if args.max_time < args.min_time:
         raise BenchError(f"--max-time {args.max_time:g} is below --min-time {args.min_time:g}")
@@ -227,12 +226,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         file_dims=tuple(sorted(file_dims.items())),
         precisions=precisions,
         timing=TimingPolicy(
+            trials=args.trials,
             warmup_iters=args.warmup_iters,
             warmup_time=args.warmup_time,
             min_iters=args.min_iters,
             min_time=args.min_time,
             max_time=args.max_time,
-            target_ci=args.target_ci,
         ),
         parity_seeds=seeds,
         threads=args.threads,
@@ -243,4 +242,29 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cell_timeout=args.cell_timeout,
         cache_dir=str(Path(args.cache_dir) if args.cache_dir else default_cache_dir()),
         tolerance_overrides=_tolerances(args, models),
+        seed=args.seed,
+        cpus=_cpus(args.cpus),
+        control=not args.no_control,
     )
+
+
+def _cpus(text: str | None) -> str | None:
+    """`0-1,3` -> "0,1,3", checked against the cores this process may use."""
+    if not text:
+        return None
+    import os
+
+    chosen: set[int] = set()
+    for part in _csv(text):
+        low, dash, high = part.partition("-")
+        try:
+            first, last = int(low), int(high) if dash else int(low)
+        except ValueError:
+            raise BenchError(f"--cpus: {part!r} is not a core or a range like 0-1") from None
+        chosen.update(range(first, last + 1))
+    allowed = sorted(os.sched_getaffinity(0))
+    outside = sorted(chosen - set(allowed))
+    if not chosen or outside:
+        raise BenchError(f"--cpus: cores {outside or text} are not available; valid: "
+                         f"{', '.join(map(str, allowed))}")  # fmt: skip
+    return ",".join(map(str, sorted(chosen)))

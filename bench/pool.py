@@ -10,7 +10,7 @@ import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bench.jobs import CellJob, CellOutcome
+from bench.jobs import Job, Reply
 
 STDERR_TAIL_CHARS = 2000
 
@@ -35,7 +35,7 @@ def _signal_name(returncode: int) -> str:
 class Worker:
     """One worker process; `execute` runs a cell in it. Restarted by the caller on loss."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, cpus: str | None = None) -> None:
         self.log_path = log_path
         parent_sock, child_sock = socket.socketpair()
         env = dict(os.environ)
@@ -44,7 +44,7 @@ class Worker:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", str(child_sock.fileno())],
+            [sys.executable, "-m", "bench.worker", str(child_sock.fileno()), cpus or ""],
             pass_fds=[child_sock.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -80,13 +80,14 @@ class Worker:
         tail = self.stderr_tail()
         return WorkerLost(status, f"worker {how}" + (f"; stderr tail:\n{tail}" if tail else ""))
 
-    def execute(self, job: CellJob, timeout: float) -> CellOutcome:
-        """Run one cell; raise `WorkerLost` if the worker dies or exceeds `timeout` seconds."""
+    def execute(self, job: Job, timeout: float) -> Reply:
+        """Run one job; raise `WorkerLost` if the worker dies or exceeds `timeout` seconds."""
         try:
             self._conn.send(job)
             if not self._conn.poll(timeout):
                 raise self._lost("timeout", f"gave no result within {timeout:g}s and was killed")
-            return self._conn.recv()
+            reply: Reply = self._conn.recv()
+            return reply
         except (EOFError, OSError, BrokenPipeError) as exc:
             raise self._lost("crashed") from exc
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,24 +10,13 @@ from typing import Any
 
 from bench import SCHEMA_VERSION
 from bench.errors import BenchError
+from bench.record import CLEAN_STATUSES, STATUSES, CellRecord, jsonable
+
+__all__ = ["CLEAN_STATUSES", "STATUSES", "ResultsWriter", "read_records", "upgrade_record"]
 
 RESULTS_FILE = "results.jsonl"
 ENV_FILE = "env.json"
 RUN_FILE = "run.json"
-
-#: Every status a cell record can carry. Only "ok" and "skipped" are clean.
-STATUSES = ("ok", "parity_failed", "skipped", "export_failed", "failed", "crashed", "timeout")
-CLEAN_STATUSES = ("ok", "skipped")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -49,9 +37,8 @@ class ResultsWriter:
         _drop_torn_tail(self.path)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
-    def append(self, record: dict[str, Any]) -> None:
-        record = {"schema_version": SCHEMA_VERSION, **record}
-        self._fh.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
+    def append(self, record: CellRecord) -> None:
+        self._fh.write(json.dumps(record.to_json(), allow_nan=False) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
@@ -62,6 +49,9 @@ class ResultsWriter:
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     """Bring an older record to the current schema (fields it could not have had are None).
 
+    v2 -> v3: cells are measured in interleaved trials; each timed block gained `center_us`
+    (the trial-level estimate), `interval_scope`, `n_trials`, `trials`; records gained `kind`.
+    A v2 block was one loop: its center is its median and its interval covers that loop.
     v1 -> v2: v2 added `mode`, `throughput`, `memory.gpu_mb`, `latency.*.other_cpu_fraction`
     and `parity.outputs[].tol_ratio`.
     """
@@ -77,6 +67,13 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
         for output in (record.get("parity") or {}).get("outputs") or []:
             output.setdefault("tol_ratio", None)
         record["schema_version"] = 2
+    if record["schema_version"] < 3:
+        record.setdefault("kind", "cell")
+        for timed in [*(record.get("latency") or {}).values(), record.get("throughput")]:
+            if isinstance(timed, dict) and "center_us" not in timed:
+                timed.update(center_us=timed.get("p50_us"), interval_scope="loop", n_trials=1,
+                             contended_trials=0, trial_spread=None)  # fmt: skip
+        record["schema_version"] = 3
     return record
 
 
@@ -115,7 +112,7 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def read_json(path: Path) -> dict[str, Any]:

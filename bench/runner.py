@@ -1,4 +1,5 @@
-"""One sweep: export in the parent, run cells in workers, check parity, append records."""
+"""One sweep: plan every cell (exports and references in the parent), measure them in
+workers with interleaved trials (bench.schedule), judge each (bench.judge), write a record."""
 
 from __future__ import annotations
 
@@ -6,116 +7,53 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
-import numpy as np
-
+from bench.artifacts import Artifacts, ReferenceFailed
 from bench.backends import backend_entry, load_backend_class
 from bench.backends.base import LoadSpec
 from bench.config import RunConfig
+from bench.control import CONTROL_ID, CONTROL_TARGET
 from bench.envinfo import cpu_governor
-from bench.export import ExportResult, export_model, given_file
 from bench.grid import Cell, expand_grid
-from bench.jobs import CellJob, CellOutcome
-from bench.models import ModelSpec, resolve_model
+from bench.jobs import Failure, LoadJob, ReferenceJob, ReferenceOutcome
+from bench.judge import stability_warnings, timing_block
 from bench.parity import compare_outputs
-from bench.pool import Worker, WorkerLost
+from bench.pool import WorkerLost
+from bench.record import CellRecord
 from bench.results import ResultsWriter
-from bench.stats import summarize
-from bench.timing import Measurement
-
-REFERENCE_TORCH = "torch eager fp32"
-REFERENCE_ORT = "onnxruntime CPU, graph optimizations disabled (no PyTorch source)"
-STABILITY_LIMIT = 0.10  # IQR/median above this is flagged
-BUSY_MACHINE_LIMIT = 0.20  # other processes' share of all cores above this is flagged
-
-
-@dataclass
-class _ModelState:
-    """Per-model work shared by its cells: the module, exports, reference outputs."""
-
-    spec: ModelSpec
-    module: Any = None
-    exports: dict[tuple[str, int], ExportResult] = field(default_factory=dict)
-    references: dict[tuple, list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]] = field(
-        default_factory=dict
-    )
-
-
-def ort_reference(path: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Reference outputs for a model given as an ONNX file: ONNX Runtime on the CPU with every
-    graph optimisation off, the most literal reading of the graph available."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, inputs), strict=True))
+from bench.schedule import Measured, Planned, Scheduler
+from bench.timing import now
 
 
 class StopRequest:
-    """First Ctrl-C: finish the cell in flight, then stop. Second Ctrl-C: stop now."""
+    """First Ctrl-C or SIGTERM: finish the job in flight, then stop and write the reports.
+    A second one: stop now."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
+        self.signal: int | None = None
 
     def __enter__(self) -> StopRequest:
-        self._previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, self._handle)
+        self._previous = {s: signal.getsignal(s) for s in self.SIGNALS}
+        for s in self.SIGNALS:
+            signal.signal(s, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
-    def _handle(self, signum: int, frame: object) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after the cell in flight (Ctrl-C again to stop now)", file=sys.stderr)
-
-
-def _measurement_record(m: Measurement | None, items_per_sample: int) -> dict[str, Any] | None:
-    if m is None:
-        return None
-    samples_us = [round(s / 1e3, 3) for s in m.samples_ns]
-    return {
-        **summarize(samples_us, items_per_sample),
-        "stop_reason": m.stop_reason,
-        "ci_met": m.ci_met,
-        "warmup_iters": m.warmup_iters,
-        "wall_s": round(m.wall_s, 3),
-        "other_cpu_fraction": m.other_cpu_fraction,
-        "samples_us": samples_us,
-    }
-
-
-def stability_warnings(
-    latency: dict[str, Any] | None, target_ci: float, governor: str | None = None
-) -> list[str]:
-    """Why a cell's timing should not be trusted as it stands (empty when it should)."""
-    if not latency or not latency.get("n"):
-        return []
-    found = []
-    if governor and governor != "performance":
-        found.append(f"CPU frequency governor is {governor!r}, not 'performance'")
-    other = latency.get("other_cpu_fraction")
-    if other is not None and other > BUSY_MACHINE_LIMIT:
-        found.append(f"other processes used {other:.0%} of the CPU during the cell")
-    # IQR/median, not the coefficient of variation: one scheduler hiccup in 20,000 samples
-    # inflates the CV past 100% while the distribution's body is as tight as it gets.
-    if latency["iqr_over_median"] > STABILITY_LIMIT:
-        found.append(f"IQR/median {latency['iqr_over_median']:.0%} > {STABILITY_LIMIT:.0%}")
-    if target_ci > 0 and not latency["ci_met"]:
-        half = latency.get("ci95_rel_halfwidth")
-        shown = f"±{half:.1%}" if isinstance(half, float) else "not computable"
-        found.append(f"95% CI of the median {shown} missed the ±{target_ci:.1%} target")
-    if latency["unreliable_percentiles"]:
-        tails = ", ".join(f"p{p}" for p in latency["unreliable_percentiles"])
-        found.append(f"too few samples for {tails} (fewer than 10 beyond each)")
-    return found
+        self.requested, self.signal = True, signum
+        name = signal.Signals(signum).name
+        print(f"\n{name}: stopping after the job in flight ({name} again to stop now)",
+              file=sys.stderr)  # fmt: skip
 
 
 class Runner:
@@ -129,262 +67,216 @@ class Runner:
         progress: Callable[[str], None] = print,
     ) -> None:
         self.config = config
-        self.run_dir = run_dir
         self.run_id = run_id
         self.progress = progress
         self.entries = {name: backend_entry(name) for name in config.backends}
         self.classes = {name: load_backend_class(e.target) for name, e in self.entries.items()}
-        self._models: dict[str, _ModelState] = {}
-        self._worker: Worker | None = None
-        self._worker_backend: str | None = None
-        self._worker_count = 0
         self.governor = cpu_governor()
+        self.scheduler = Scheduler(
+            run_dir / "logs", config.timing, config.seed, config.cell_timeout,
+            config.end_to_end and config.mode == "latency", config.cpus, progress,
+        )  # fmt: skip
+        self.artifacts = Artifacts(
+            dict(config.file_dims), Path(config.cache_dir), config.parity_seeds,
+            self._reference_in_worker, progress,
+        )  # fmt: skip
+        self.run_start = now()
 
-    def cells(self) -> list[Cell]:
-        dims = {model: self._model(model).spec.dynamic_dims() for model in self.config.models}
-        files = frozenset(m for m in self.config.models if self._model(m).spec.onnx_path)
+    def cells(self, twins: tuple[str, ...] = ()) -> list[Cell]:
+        """The grid; with `twins`, every cell once per twin label (`bench noise`)."""
+        specs = {m: self.artifacts.spec(m) for m in self.config.models}
+        dims = {m: s.dynamic_dims() for m, s in specs.items()}
+        files = frozenset(m for m, s in specs.items() if s.onnx_path)
+        names = {m: s.name for m, s in specs.items()}
         consumes = {n: c.consumes for n, c in self.classes.items()}
-        return expand_grid(self.config, consumes, dims, files)
+        grid = expand_grid(self.config, consumes, dims, files, names)
+        if not twins:
+            return grid
+        return [Cell(**{**c.__dict__, "twin": t}) for c in grid for t in twins]
 
-    # -- parent-side model work -------------------------------------------------------------
-
-    def _model(self, name: str) -> _ModelState:
-        if name not in self._models:
-            self._models[name] = _ModelState(resolve_model(name, dict(self.config.file_dims)))
-        return self._models[name]
-
-    def _module(self, state: _ModelState) -> Any:
-        if state.module is None:
-            state.module = state.spec.build_module()
-        return state.module
-
-    def _export(self, state: _ModelState, exporter: str, opset: int | None) -> ExportResult:
-        key = (exporter, opset)
-        if key not in state.exports and state.spec.onnx_path:
-            state.exports[key] = given_file(state.spec.onnx_path)
-        if key not in state.exports:
-            self.progress(f"  exporting {state.spec.name} with {exporter} at opset {opset}")
-            cache = Path(self.config.cache_dir)
-            state.exports[key] = export_model(
-                state.spec, self._module(state), exporter, opset, cache
+    def _reference_in_worker(self, job: ReferenceJob) -> ReferenceOutcome:
+        try:
+            reply = self.scheduler.worker("reference", "reference").execute(
+                job, self.config.cell_timeout
             )
-        return state.exports[key]
+        except WorkerLost as lost:
+            self.scheduler.forget("reference")
+            raise ReferenceFailed(f"ONNX Runtime reference: {lost}") from None
+        if isinstance(reply, Failure):
+            raise ReferenceFailed(f"ONNX Runtime reference: {reply.reason}")
+        assert isinstance(reply, ReferenceOutcome)
+        return reply
 
-    def _reference(self, state: _ModelState, sizes: dict[str, int]):
-        """Inputs and reference outputs (PyTorch eager fp32), one pair per parity seed."""
-        key = tuple(sorted(sizes.items()))
-        if key not in state.references and state.spec.onnx_path:
-            state.references[key] = [
-                (inputs, ort_reference(state.spec.onnx_path, inputs))
-                for inputs in (
-                    state.spec.make_inputs(sizes, seed) for seed in self.config.parity_seeds
-                )
-            ]
-        if key not in state.references:
-            import torch
+    # -- records ----------------------------------------------------------------------------
 
-            module = self._module(state)
-            pairs = []
-            for seed in self.config.parity_seeds:
-                inputs = state.spec.make_inputs(sizes, seed=seed)
-                args = [torch.from_numpy(inputs[n]) for n in state.spec.input_names]
-                with torch.inference_mode():
-                    result = module(*args)
-                result = result if isinstance(result, tuple | list) else (result,)
-                outputs = {
-                    n: t.detach().float().numpy() if t.is_floating_point() else t.numpy()
-                    for n, t in zip(state.spec.output_names, result, strict=True)
-                }
-                pairs.append((inputs, outputs))
-            state.references[key] = pairs
-        return state.references[key]
+    def head(self, cell: Cell, status: str, **fields: object) -> CellRecord:
+        """A record of `cell` with the fields every record has, whatever happened."""
+        return CellRecord(
+            run_id=self.run_id, cell_id=cell.cell_id, model=cell.model_name,
+            model_source=cell.model if cell.model != cell.model_name else None,
+            backend=cell.backend, device=self.classes[cell.backend].device, status=status,
+            exporter=cell.exporter, opset_requested=cell.opset, batch_size=cell.batch_size,
+            dims=dict(cell.dims), precision=cell.precision, mode=self.config.mode,
+            twin=cell.twin, **fields,  # type: ignore[arg-type]
+        )  # fmt: skip
 
-    # -- workers ------------------------------------------------------------------------------
-
-    def _worker_for(self, backend: str) -> Worker:
-        if self._worker is not None and (
-            self._worker_backend != backend or not self._worker.alive()
-        ):
-            self._worker.close()
-            self._worker = None
-        if self._worker is None:
-            self._worker_count += 1
-            log = self.run_dir / "logs" / f"worker-{self._worker_count:03d}-{backend}.log"
-            self._worker = Worker(log)
-            self._worker_backend = backend
-        return self._worker
-
-    def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
-
-    # -- one cell -------------------------------------------------------------------------------
-
-    def _cell_record(self, cell: Cell) -> dict[str, Any]:
-        """The fields every record of `cell` starts with, whatever happens to it."""
-        return {
-            "run_id": self.run_id,
-            "cell_id": cell.cell_id,
-            "model": cell.model,
-            "backend": cell.backend,
-            "device": self.classes[cell.backend].device,
-            "exporter": cell.exporter,
-            "opset_requested": cell.opset,
-            "batch_size": cell.batch_size,
-            "dims": dict(cell.dims),
-            "precision": cell.precision,
-        }
-
-    def run_cell(self, cell: Cell) -> dict[str, Any]:
-        """Everything for one cell, always ending in a record (never raising for the cell)."""
+    def plan(self, cell: Cell) -> Planned | CellRecord:
+        """The load job of `cell`, or its final record when it cannot be measured."""
         backend_cls = self.classes[cell.backend]
-        record = self._cell_record(cell)
         if cell.precision not in backend_cls.precisions:
-            return {
-                **record,
-                "status": "skipped",
-                "reason": f"{cell.backend} supports precisions {', '.join(backend_cls.precisions)}",
-            }
-        state = self._model(cell.model)
-        record["reference"] = REFERENCE_ORT if state.spec.onnx_path else REFERENCE_TORCH
-        if state.spec.onnx_path and backend_cls.consumes == "torch":
-            return {
-                **record,
-                "status": "skipped",
-                "reason": f"{cell.model} is an ONNX file: there is no PyTorch module to run",
-            }
-        tolerance = self.config.tolerance_for(cell.model, state.spec.tolerance(cell.precision))
-        record["tolerance"] = {"rtol": tolerance.rtol, "atol": tolerance.atol}
+            reason = f"{cell.backend} supports precisions {', '.join(backend_cls.precisions)}"
+            return self.head(cell, "skipped", reason=reason)
+        spec = self.artifacts.spec(cell.model)
+        tolerance = self.config.tolerance_for(cell.model, spec.tolerance(cell.precision))
+        fields: dict[str, object] = {
+            "reference": self.artifacts.reference_name(cell.model),
+            "tolerance": {"rtol": tolerance.rtol, "atol": tolerance.atol},
+        }
+        source = cell.model
         if backend_cls.consumes == "onnx":
             assert cell.exporter is not None
-            export = self._export(state, cell.exporter, cell.opset)
-            record["export"] = export.to_record()
-            record["exporter_used"] = export.exporter_used
-            record["opset_actual"] = export.opset_actual
-            if not export.ok:
+            export = self.artifacts.export(cell.model, cell.exporter, cell.opset)
+            fields.update(export=export.to_record(), exporter_used=export.exporter_used,
+                          opset_actual=export.opset_actual)  # fmt: skip
+            if not export.ok or not export.path:
                 tried = f"{export.fallback_reason}; then " if export.fallback_reason else ""
-                return {**record, "status": "export_failed", "reason": tried + str(export.error)}
-            source = str(export.path)
-        else:
-            source = cell.model
-        pairs = self._reference(state, cell.sizes)
-        job = CellJob(
-            backend_target=self.entries[cell.backend].target,
-            load=LoadSpec(
-                source=source,
-                precision=cell.precision,
-                input_shapes={n: a.shape for n, a in pairs[0][0].items()},
-                threads=self.config.threads,
-                options=self.config.options_for(cell.backend),
-                mode=self.config.mode,
-                output_names=tuple(state.spec.output_names),
-            ),
-            inputs=[inputs for inputs, _ in pairs],
-            policy=self.config.timing,
-            end_to_end=self.config.end_to_end,
-            mode=self.config.mode,
-            requests=self.config.requests,
-        )
+                return self.head(cell, "export_failed", reason=tried + str(export.error),
+                                 **fields)  # fmt: skip
+            source = export.path
         try:
-            outcome = self._worker_for(cell.backend).execute(job, self.config.cell_timeout)
-        except WorkerLost as lost:
-            self._worker = None
-            return {**record, "status": lost.status, "reason": str(lost)}
-        if outcome.status == "skipped":
-            outcome.reason = (
-                f"{outcome.reason} (install: {self.entries[cell.backend].install_hint})"
-            )
-        return {**record, **self._judge(outcome, state.spec, pairs, cell, tolerance)}
+            pairs = self.artifacts.references(cell.model, cell.sizes)
+        except ReferenceFailed as exc:
+            return self.head(cell, "failed", reason=str(exc), **fields)
+        load = LoadSpec(
+            source=source, precision=cell.precision,
+            input_shapes={n: a.shape for n, a in pairs[0][0].items()},
+            threads=self.config.threads, options=self.config.options_for(cell.backend),
+            mode=self.config.mode, output_names=tuple(spec.output_names),
+        )  # fmt: skip
+        job = LoadJob(cell.cell_id, self.entries[cell.backend].target, load,
+                      [inputs for inputs, _ in pairs], self.config.mode, self.config.requests)  # fmt: skip
+        self._pending[cell.cell_id] = (cell, fields, pairs)
+        return Planned(cell.cell_id, cell.backend, job,
+                       getattr(backend_cls, "fresh_worker", False))  # fmt: skip
 
-    def _judge(self, outcome: CellOutcome, spec: ModelSpec, pairs, cell: Cell, tolerance) -> dict:
-        result: dict[str, Any] = {
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "settings": outcome.settings,
-            "cold_start": {"load_s": outcome.load_s, "first_run_ms": outcome.first_run_ms},
-            "memory": {"peak_rss_mb": outcome.peak_rss_mb, "gpu_mb": outcome.gpu_memory_mb},
-            "worker_imported_torch": outcome.torch_imported,
-        }
-        if outcome.traceback:
-            result["traceback"] = outcome.traceback
-        result["mode"] = self.config.mode
-        if outcome.status != "ok":
-            return result
-        if outcome.throughput is not None:
-            per_round = (outcome.inferences_per_round or 1) * cell.batch_size
-            rounds = _measurement_record(outcome.throughput, per_round)
-            assert rounds is not None
-            rounds["requests"] = outcome.requests
-            rounds["inferences_per_round"] = outcome.inferences_per_round
-            rounds["items_per_s_wall"] = rounds["n"] * per_round / max(rounds["wall_s"], 1e-9)
-            result["throughput"] = rounds
-            result["settings"] = {**outcome.settings, "requests": str(outcome.requests)}
-            timed = rounds
+    def judge(self, measured: Measured) -> CellRecord:
+        """The record of a measured cell: timing statistics, warnings, parity."""
+        if measured.planned.cell_id == CONTROL_ID:
+            return self._control_record(measured)
+        cell, fields, pairs = self._pending.pop(measured.planned.cell_id)
+        if measured.failure:
+            failure = measured.failure
+            reason = failure.reason
+            if failure.status == "skipped":
+                reason += f" (install: {self.entries[cell.backend].install_hint})"
+            return self.head(cell, failure.status, reason=reason,
+                             traceback=failure.traceback, **fields)  # fmt: skip
+        load, unload = measured.load, measured.unload
+        assert load is not None
+        record = self.head(
+            cell, "ok", settings=load.settings, trial_group=measured.group,
+            cold_start={"load_s": load.load_s, "first_run_ms": load.first_run_ms},
+            memory={"peak_rss_mb": unload.peak_rss_mb if unload else None,
+                    "load_rss_delta_mb": load.rss_delta_mb,
+                    "gpu_mb": unload.gpu_memory_mb if unload else None},
+            worker_imported_torch=unload.torch_imported if unload else None, **fields,
+        )  # fmt: skip
+        if measured.throughput:
+            per_round = (load.inferences_per_round or 1) * cell.batch_size
+            block = timing_block(measured.throughput, per_round, self.run_start)
+            block.update(requests=load.requests, inferences_per_round=load.inferences_per_round,
+                         items_per_s_wall=block["n"] * per_round / max(block["wall_s"], 1e-9))  # fmt: skip
+            record.throughput = block
+            record.settings = {**load.settings, "requests": str(load.requests)}
         else:
-            timed = _measurement_record(outcome.measurement, cell.batch_size)
-            result["latency"] = {
-                "inference": timed,
-                "end_to_end": _measurement_record(outcome.end_to_end, cell.batch_size),
-            }
-        target = self.config.timing.target_ci
-        result["warnings"] = stability_warnings(timed, target, self.governor)
-        parity = compare_outputs(
-            outcome.outputs,
-            [outputs for _, outputs in pairs],
-            tolerance.rtol,
-            tolerance.atol,
-            [o.name for o in spec.outputs if o.logits],
-        )
-        result["parity"] = parity.to_record()
+            block = timing_block(measured.inference, cell.batch_size, self.run_start)
+            e2e = measured.end_to_end
+            record.latency = {"inference": block, "end_to_end":
+                              timing_block(e2e, cell.batch_size, self.run_start) if e2e else None}  # fmt: skip
+        record.warnings = stability_warnings(block, self.governor)
+        if measured.reloads:
+            record.warnings.append(f"reloaded {measured.reloads}x after its worker was lost")
+        spec = self.artifacts.spec(cell.model)
+        tolerance = record.tolerance or {"rtol": 0.0, "atol": 0.0}
+        parity = compare_outputs(load.outputs, [out for _, out in pairs], tolerance["rtol"],
+                                 tolerance["atol"], [o.name for o in spec.outputs if o.logits])  # fmt: skip
+        record.parity = parity.to_record()
         if not parity.passed:
-            result["status"] = "parity_failed"
-            result["reason"] = "; ".join(parity.problems)
-        return result
+            record.status, record.reason = "parity_failed", "; ".join(parity.problems)
+        return record
 
-    def run(self, writer: ResultsWriter, cells: list[Cell], stop: StopRequest) -> list[dict]:
-        """Run `cells` in order; stop early (cleanly) when `stop.requested` is set."""
-        records = []
+    def _control_record(self, measured: Measured) -> CellRecord:
+        base = {"run_id": self.run_id, "cell_id": CONTROL_ID, "model": "control",
+                "backend": "control", "device": "cpu", "kind": "control", "exporter": None}  # fmt: skip
+        if measured.failure or measured.load is None:
+            reason = measured.failure.reason if measured.failure else "not measured"
+            return CellRecord(status="failed", reason=reason, **base)  # type: ignore[arg-type]
+        block = timing_block(measured.inference, 1, self.run_start)
+        return CellRecord(status="ok", settings=measured.load.settings, trial_group=measured.group,
+                          latency={"inference": block, "end_to_end": None},
+                          warnings=stability_warnings(block), **base)  # type: ignore[arg-type]  # fmt: skip
+
+    def control_plan(self) -> Planned:
+        job = LoadJob(CONTROL_ID, CONTROL_TARGET, LoadSpec(source=""), [{}])
+        return Planned(CONTROL_ID, "control", job)
+
+    # -- the sweep ----------------------------------------------------------------------------
+
+    def run(self, writer: ResultsWriter, cells: list[Cell], stop: StopRequest) -> list[CellRecord]:
+        """Plan and measure `cells`; stop early (cleanly) when `stop.requested` is set."""
+        self._pending: dict[str, tuple[Cell, dict[str, object], list]] = {}
+        records: list[CellRecord] = []
+
+        def emit(record: CellRecord) -> None:
+            writer.append(record)
+            records.append(record)
+            if record.kind == "cell":
+                self.progress(f"  {record.cell_id}: {describe_outcome(record)}")
+
+        planned: list[Planned] = []
         try:
-            for index, cell in enumerate(cells, 1):
+            for cell in cells:
                 if stop.requested:
                     break
-                self.progress(f"[{index}/{len(cells)}] {cell.cell_id}")
                 try:
-                    record = self.run_cell(cell)
-                except Exception as exc:
-                    # (the model's forward at this size, a reference, an export's read-back):
-                    # that cell fails, the sweep goes on.
-                    record = {
-                        **self._cell_record(cell),
-                        "status": "failed",
-                        "reason": f"in the parent process: {type(exc).__name__}: {exc}",
-                        "traceback": traceback.format_exc(),
-                    }
-                writer.append(record)
-                records.append(record)
-                self.progress(f"    {describe_outcome(record)}")
+                    result = self.plan(cell)
+                except Exception as exc:  # a model's forward, an export's read-back: one cell
+                    result = self.head(
+                        cell, "failed", reason=f"in the parent process: {type(exc).__name__}: "
+                        f"{exc}", traceback=traceback.format_exc(),
+                    )  # fmt: skip
+                if isinstance(result, CellRecord):
+                    emit(result)
+                else:
+                    planned.append(result)
+            if planned and self.config.control and not stop.requested:
+                planned.append(self.control_plan())
+            self.scheduler.measure(planned, lambda m: emit(self.judge(m)),
+                                   lambda: stop.requested)  # fmt: skip
         finally:
-            self.close()
+            self.scheduler.close()
         return records
 
 
-def describe_outcome(record: dict[str, Any]) -> str:
-    """One line for the terminal: status, median latency or throughput, parity."""
-    status = record["status"]
-    if status not in ("ok", "parity_failed"):
-        reason = (record.get("reason") or "").splitlines()
-        return f"{status}: {reason[0] if reason else ''}"
-    if record.get("throughput"):
-        tput = record["throughput"]
-        text = f"{status}: {tput['items_per_s_wall']:.0f} items/s, {tput['requests']} requests"
-    else:
-        lat = record["latency"]["inference"]
+def describe_outcome(record: CellRecord) -> str:
+    """One line for the terminal: status, latency with its interval or throughput, parity."""
+    if record.status not in ("ok", "parity_failed"):
+        reason = (record.reason or "").splitlines()
+        return f"{record.status}: {reason[0] if reason else ''}"
+    if record.throughput:
+        tput = record.throughput
         text = (
-            f"{status}: median {lat['p50_us']:.1f} µs, {lat['throughput_items_per_s']:.0f} items/s"
+            f"{record.status}: {tput['items_per_s_wall']:.0f} items/s, {tput['requests']} requests"
         )
-    worst = max((o["max_abs_err"] or 0.0 for o in record["parity"]["outputs"]), default=0.0)
+    else:
+        lat = (record.latency or {})["inference"] or {}
+        low, high = lat.get("ci95_low_us"), lat.get("ci95_high_us")
+        interval = f" [{low:.1f}-{high:.1f}]" if low and high else ""
+        text = (f"{record.status}: {lat['center_us']:.1f} µs{interval} over "
+                f"{lat['n_trials']} trials, {lat['throughput_items_per_s']:.0f} items/s")  # fmt: skip
+    outputs = (record.parity or {}).get("outputs") or []
+    worst = max((o["max_abs_err"] or 0.0 for o in outputs), default=0.0)
     text += f", max abs err {worst:.2g}"
-    if record.get("warnings"):
-        text += f" [warning: {'; '.join(record['warnings'])}]"
+    if record.warnings:
+        text += f" [warning: {'; '.join(record.warnings)}]"
     return text

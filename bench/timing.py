@@ -1,4 +1,10 @@
-"""The only module that reads the clock (DESIGN.md rule 1)."""
+"""The only module that reads the clock (house rule 1).
+
+A cell is measured in several *trials*. A trial is a short warm-up and a timed loop of
+`run()` calls on a session that stays loaded between trials; the scheduler interleaves the
+trials of every cell of a run in a seeded random order (randomized multiple interleaved
+trials), so that a slow phase of the machine falls on every cell alike.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +14,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bench.stats import ci_relative_halfwidth
-
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class TimingPolicy:
-    """How long to warm up and measure.
+    """How many trials, and how long each one warms up and measures.
 
-    Warm-up runs until both `warmup_iters` and `warmup_time` are reached. Measurement runs at
-    least `min_iters` and `min_time`; then it stops as soon as the 95% CI of the median is
-    within `target_ci` (relative half-width) of the median, or at `max_time`.
-    `target_ci=0` stops as soon as the minimums are reached.
+    A trial warms up until both `warmup_iters` and `warmup_time` are reached, then times
+    `run()` call by call until both `min_iters` and `min_time` are reached, or `max_time`
+    has passed (a model slower than `max_time / min_iters` gets fewer samples).
     """
 
-    warmup_iters: int = 10
-    warmup_time: float = 0.2
-    min_iters: int = 50
-    min_time: float = 1.0
-    max_time: float = 10.0
-    target_ci: float = 0.02
+    trials: int = 8
+    warmup_iters: int = 5
+    warmup_time: float = 0.03
+    min_iters: int = 10
+    min_time: float = 0.1
+    max_time: float = 2.0
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Raw samples of one timed loop, and why it stopped."""
+    """Raw samples of one timed loop (one trial), when it started and what else ran."""
 
     samples_ns: list[int]
     warmup_iters: int
-    stop_reason: str  # "target_ci" | "max_time" | "min_reached"
-    ci_met: bool
     wall_s: float
+    started_s: float = 0.0  # seconds since the epoch when the timed loop began
     other_cpu_fraction: float | None = None  # CPU used by other processes, share of all cores
 
 
@@ -81,8 +83,13 @@ def seconds(fn: Callable[[], T]) -> tuple[T, float]:
     return result, (time.perf_counter_ns() - start) / 1e9
 
 
+def now() -> float:
+    """Seconds since the epoch (trial start times, run start)."""
+    return time.time()
+
+
 def measure(run: Callable[[], object], policy: TimingPolicy) -> Measurement:
-    """Warm up, then time `run()` call by call under `policy`."""
+    """One trial: warm up, then time `run()` call by call under `policy`."""
     clock = time.perf_counter_ns
     warmup_deadline = clock() + int(policy.warmup_time * 1e9)
     warmup_iters = 0
@@ -92,30 +99,15 @@ def measure(run: Callable[[], object], policy: TimingPolicy) -> Measurement:
 
     samples: list[int] = []
     load = CpuLoad()
+    started = time.time()
     start = clock()
     min_ns, max_ns = int(policy.min_time * 1e9), int(policy.max_time * 1e9)
-    next_check = policy.min_iters
     while True:
         t0 = clock()
         run()
         t1 = clock()
         samples.append(t1 - t0)
         elapsed = t1 - start
-        if len(samples) < policy.min_iters or elapsed < min_ns:
-            continue
-        if policy.target_ci <= 0:
-            return Measurement(
-                samples, warmup_iters, "min_reached", True, elapsed / 1e9, load.other_fraction()
-            )
-        if len(samples) >= next_check:
-            # Checking every ~10% of growth keeps the CI's cost off the timed path.
-            next_check = int(len(samples) * 1.1) + 1
-            if ci_relative_halfwidth(samples) <= policy.target_ci:
-                return Measurement(
-                    samples, warmup_iters, "target_ci", True, elapsed / 1e9, load.other_fraction()
-                )
-        if elapsed >= max_ns:
-            met = ci_relative_halfwidth(samples) <= policy.target_ci
-            return Measurement(
-                samples, warmup_iters, "max_time", met, elapsed / 1e9, load.other_fraction()
-            )
+        enough = len(samples) >= policy.min_iters and elapsed >= min_ns
+        if enough or elapsed >= max_ns:
+            return Measurement(samples, warmup_iters, elapsed / 1e9, started, load.other_fraction())

@@ -1,7 +1,8 @@
-"""Worker process: runs backend cells for the parent, one at a time, over a socket.
+"""Worker process: loads cells and runs their trials for the parent, over a socket.
 
-Started as `python -m bench.worker FD`. It imports a backend's runtime but never torch,
-unless the backend itself is a torch backend. A crash here costs the cell in flight only.
+Started as `python -m bench.worker FD [CPUS]`. It imports a backend's runtime but never
+torch, unless the backend itself is a torch backend. A crash here costs the job in flight;
+the parent restarts the worker and reloads the cells it held.
 """
 
 from __future__ import annotations
@@ -18,95 +19,135 @@ from bench._shadow import leave_shadowing_folder
 leave_shadowing_folder()
 
 from bench.backends import load_backend_class  # noqa: E402 - after the path repair
+from bench.backends.base import Backend  # noqa: E402
 from bench.errors import BackendUnavailable, PrecisionMismatch  # noqa: E402
 from bench.gpu import process_gpu_memory_mb  # noqa: E402
-from bench.jobs import CellJob, CellOutcome  # noqa: E402
+from bench.jobs import (  # noqa: E402
+    Failure,
+    Job,
+    LoadJob,
+    LoadOutcome,
+    ReferenceJob,
+    ReferenceOutcome,
+    Reply,
+    TrialJob,
+    TrialOutcome,
+    UnloadJob,
+    UnloadOutcome,
+)
 from bench.timing import measure, seconds  # noqa: E402
 
 
-def _reset_peak_rss() -> None:
-    """Reset the kernel's high-water mark of resident memory (Linux); ignore elsewhere."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
-def _peak_rss_mb() -> float | None:
+def _rss_mb(field: str = "VmRSS:") -> float | None:
+    """The current (VmRSS) or peak (VmHWM) resident memory of this process, MiB (Linux)."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         return None
     return None
 
 
-def run_cell(job: CellJob) -> CellOutcome:
-    """Load, bind, time, and collect outputs for every input batch."""
-    _reset_peak_rss()
-    backend_cls = load_backend_class(job.backend_target)
-    try:
-        backend_cls.check_available()
-    except BackendUnavailable as exc:
-        return CellOutcome("skipped", reason=str(exc))
-    backend = backend_cls()
-    outcome = CellOutcome("ok")
-    try:
+class CellHost:
+    """The cells loaded in this worker, by cell id."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[str, tuple[Backend, LoadJob]] = {}
+
+    def load(self, job: LoadJob) -> LoadOutcome | Failure:
+        backend_cls = load_backend_class(job.backend_target)
         try:
-            _, outcome.load_s = seconds(lambda: backend.load(job.load))
+            backend_cls.check_available()
         except BackendUnavailable as exc:
-            return CellOutcome("skipped", reason=str(exc))
-        outcome.settings = backend.describe()
-        backend.bind(job.inputs[0])
-        _, first = seconds(backend.run)
-        outcome.first_run_ms = first * 1e3
-        if job.mode == "throughput":
-            outcome.requests = backend.prepare_concurrent(job.requests)
-            outcome.inferences_per_round = outcome.requests * backend.ROUND_DEPTH
-            outcome.throughput = measure(backend.run_concurrent, job.policy)
-            backend.bind(job.inputs[0])  # the concurrent requests had their own bindings
-            backend.run()
-        else:
-            outcome.measurement = measure(backend.run, job.policy)  # its last run is kept
-        outcome.outputs.append(backend.outputs())
-        for batch in job.inputs[1:]:
-            backend.bind(batch)
-            backend.run()
-            outcome.outputs.append(backend.outputs())
-        if job.end_to_end and job.mode == "latency":
-            first_inputs = job.inputs[0]
+            return Failure("skipped", str(exc))
+        before = _rss_mb()
+        backend = backend_cls()
+        try:
+            _, load_s = seconds(lambda: backend.load(job.load))
+            settings = backend.describe()
+            backend.bind(job.inputs[0])
+            _, first = seconds(backend.run)
+            outputs = [backend.outputs()]
+            for batch in job.inputs[1:]:
+                backend.bind(batch)
+                backend.run()
+                outputs.append(backend.outputs())
+            backend.bind(job.inputs[0])
+            outcome = LoadOutcome(load_s, first * 1e3, settings, outputs)
+            if job.mode == "throughput":
+                outcome.requests = backend.prepare_concurrent(job.requests)
+                outcome.inferences_per_round = outcome.requests * backend.ROUND_DEPTH
+        except BaseException:
+            backend.close()
+            raise
+        after = _rss_mb()
+        outcome.rss_delta_mb = after - before if after is not None and before else None
+        self.loaded[job.cell_id] = (backend, job)
+        return outcome
+
+    def trial(self, job: TrialJob) -> TrialOutcome:
+        backend, load = self.loaded[job.cell_id]
+        if load.mode == "throughput":
+            return TrialOutcome(throughput=measure(backend.run_concurrent, job.policy))
+        outcome = TrialOutcome(inference=measure(backend.run, job.policy))
+        if job.end_to_end:
+            first_inputs = load.inputs[0]
             outcome.end_to_end = measure(lambda: backend.infer(first_inputs), job.policy)
-    finally:
+            backend.bind(first_inputs)  # infer() rebinds; the next trial times run() again
+        return outcome
+
+    def unload(self, job: UnloadJob) -> UnloadOutcome:
+        backend, _ = self.loaded.pop(job.cell_id)
         backend.close()
-    outcome.peak_rss_mb = _peak_rss_mb()
-    if backend_cls.device == "cuda":
-        # Read after the cell (sessions closed, caching allocators keep their pools): what
-        # the driver attributes to this worker, an upper bound of what the cell needed.
-        outcome.gpu_memory_mb = process_gpu_memory_mb(os.getpid())
-    outcome.torch_imported = "torch" in sys.modules
-    return outcome
+        outcome = UnloadOutcome(_rss_mb("VmHWM:"), torch_imported="torch" in sys.modules)
+        if backend.device == "cuda":
+            # Read after the session closed (caching allocators keep their pools): what the
+            # driver attributes to this worker, an upper bound of what the cell needed.
+            outcome.gpu_memory_mb = process_gpu_memory_mb(os.getpid())
+        return outcome
 
 
-def _safe_run(job: CellJob) -> CellOutcome:
+def reference_outputs(job: ReferenceJob) -> ReferenceOutcome:
+    """ONNX Runtime on the CPU with every graph optimisation off: the most literal reading
+    of the graph available, for models with no PyTorch source."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3  # errors only; they reach the worker log, not the terminal
+    session = ort.InferenceSession(job.path, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return ReferenceOutcome(
+        [dict(zip(names, session.run(names, inputs), strict=True)) for inputs in job.inputs]
+    )
+
+
+def handle(host: CellHost, job: Job) -> Reply:
+    """Answer one job; an exception becomes a `Failure` (the worker lives on)."""
     try:
-        return run_cell(job)
+        if isinstance(job, LoadJob):
+            return host.load(job)
+        if isinstance(job, TrialJob):
+            return host.trial(job)
+        if isinstance(job, UnloadJob):
+            return host.unload(job)
+        return reference_outputs(job)
+    except BackendUnavailable as exc:
+        return Failure("skipped", str(exc))
     except PrecisionMismatch as exc:
-        return CellOutcome("failed", reason=str(exc), error_type="PrecisionMismatch")
+        return Failure("failed", str(exc), "PrecisionMismatch")
     except Exception as exc:
-        return CellOutcome(
-            "failed",
-            reason=f"{type(exc).__name__}: {exc}",
-            error_type=type(exc).__name__,
-            traceback=traceback.format_exc(),
+        return Failure(
+            "failed", f"{type(exc).__name__}: {exc}", type(exc).__name__, traceback.format_exc()
         )
 
 
 def serve(conn: Connection) -> None:
     """Answer jobs until the parent sends None or goes away."""
     conn.send({"pid": os.getpid()})
+    host = CellHost()
     while True:
         try:
             job: Any = conn.recv()
@@ -114,12 +155,25 @@ def serve(conn: Connection) -> None:
             return
         if job is None:
             return
-        conn.send(_safe_run(job))
+        conn.send(handle(host, job))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the parent dies (any signal, SIGKILL included)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str]) -> int:
-    # The parent decides what Ctrl-C means; the worker finishes or is killed.
+    # The parent decides what Ctrl-C means; the worker finishes its job or is killed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    if len(argv) > 1 and argv[1]:
+        os.sched_setaffinity(0, {int(c) for c in argv[1].split(",")})
     serve(Connection(int(argv[0])))
     return 0
 

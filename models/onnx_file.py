@@ -86,7 +86,7 @@ def onnx_file_spec(path: str, sizes: Mapping[str, int] | None = None) -> ModelSp
             f"--dims {name}=SIZE or --shape {needed[name]}=AxBx..."
         )
     return ModelSpec(
-        name=str(file),
+        name=file.stem,
         build=_no_module,
         inputs=tuple(inputs),
         outputs=tuple(OutputSpec(o.name) for o in model.graph.output),

@@ -52,6 +52,24 @@ class WrongShape(OrtCpu):
         return {k: v[:, :-1] for k, v in super().outputs().items()}
 
 
+class CrashInTrial(OrtCpu):
+    """Loads fine, then segfaults once in a trial (the marker file makes it once per run)."""
+
+    name = "fault-trial-crash"
+
+    def load(self, spec) -> None:
+        super().load(spec)
+        self.calls = 0
+
+    def run(self) -> None:
+        self.calls += 1
+        marker = os.environ["BENCH_FAULT_MARKER"]
+        if self.calls > 30 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGSEGV)
+        super().run()
+
+
 def register() -> None:
-    for cls in (Segfault, Hang, Raise, NaNs, WrongShape):
+    for cls in (Segfault, Hang, Raise, NaNs, WrongShape, CrashInTrial):
         register_backend(cls.name, f"fault_backends:{cls.__name__}", "test-only backend")

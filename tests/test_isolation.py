@@ -24,7 +24,7 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> subproce
 
 def _records(run_dir: Path) -> dict[str, dict]:
     lines = (run_dir / "results.jsonl").read_text().splitlines()
-    return {r["backend"]: r for r in map(json.loads, lines)}
+    return {r["backend"]: r for r in map(json.loads, lines) if r.get("kind") == "cell"}
 
 
 def test_crashing_hanging_raising_and_lying_backends_cost_their_cell_only(tmp_path, bench_env):
@@ -91,5 +91,30 @@ def test_parent_side_failure_costs_its_cell_only(tmp_path, bench_env):
     assert by_batch[("ort-cpu", 1)]["status"] == "ok"
     failed = by_batch[("ort-cpu", 3)]
     assert failed["status"] == "failed"
-    assert "in the parent process: ValueError: batch of 3 is not supported" in failed["reason"]
+    assert (
+        "PyTorch reference at {'batch': 3}: ValueError: batch of 3 is not supported"
+        in failed["reason"]
+    )
     assert by_batch[("torch", 3)]["status"] == "failed"
+
+
+def test_a_crash_inside_a_trial_costs_that_cell_and_its_neighbours_reload(tmp_path, bench_env):
+    """Two cells share the crashing backend's worker; the one in flight is `crashed`, the
+    other is reloaded in a fresh worker and finishes its trials."""
+    out = tmp_path / "run"
+    env = {**bench_env, "BENCH_FAULT_MARKER": str(tmp_path / "crashed-once")}
+    proc = _run(
+        ["run", "--backends", "fault-trial-crash,ort-cpu", "--no-baseline", "--opsets", "17",
+         "--batch-sizes", "1,2", "--out", str(out), *FAST_TIMING, "--trials", "3"],
+        env,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    faulty = [r for r in records if r["backend"] == "fault-trial-crash"]
+    assert sorted(r["status"] for r in faulty) == ["crashed", "ok"]
+    crashed = next(r for r in faulty if r["status"] == "crashed")
+    assert "SIGSEGV" in crashed["reason"] and "trial" in crashed["reason"]
+    survivor = next(r for r in faulty if r["status"] == "ok")
+    assert survivor["latency"]["inference"]["n_trials"] == 3
+    assert any("reloaded" in w for w in survivor["warnings"])
+    assert all(r["status"] == "ok" for r in records if r["backend"] == "ort-cpu")

@@ -62,34 +62,20 @@ def _busy(iterations: int = 2000) -> None:
         total += i
 
 
-def test_measure_stops_early_when_ci_target_met() -> None:
-    policy = TimingPolicy(warmup_iters=5, warmup_time=0, min_iters=30, min_time=0.05,
-                          max_time=20, target_ci=0.05)  # fmt: skip
+def test_measure_runs_until_both_minimums() -> None:
+    policy = TimingPolicy(warmup_iters=3, warmup_time=0, min_iters=25, min_time=0, max_time=5)
     m = measure(_busy, policy)
-    assert m.stop_reason == "target_ci" and m.ci_met
-    assert len(m.samples_ns) >= 30
-    assert m.wall_s < 20
-
-
-def test_measure_runs_to_max_time_when_ci_cannot_be_met() -> None:
-    rng = np.random.default_rng(0)
-
-    def jittery() -> None:  # latencies spread over two orders of magnitude
-        time.sleep(float(rng.choice([0.0, 0.002])))
-
-    policy = TimingPolicy(warmup_iters=0, warmup_time=0, min_iters=5, min_time=0.05,
-                          max_time=0.3, target_ci=0.001)  # fmt: skip
-    m = measure(jittery, policy)
-    assert m.stop_reason == "max_time" and not m.ci_met
-    assert m.wall_s >= 0.3
-
-
-def test_measure_honours_minimums_with_target_zero() -> None:
-    policy = TimingPolicy(warmup_iters=3, warmup_time=0, min_iters=25, min_time=0,
-                          max_time=5, target_ci=0)  # fmt: skip
-    m = measure(_busy, policy)
-    assert m.stop_reason == "min_reached"
     assert len(m.samples_ns) == 25 and m.warmup_iters == 3
+    policy = TimingPolicy(warmup_iters=0, warmup_time=0, min_iters=1, min_time=0.05, max_time=5)
+    m = measure(_busy, policy)
+    assert m.wall_s >= 0.05 and len(m.samples_ns) > 1
+    assert m.started_s > 1.6e9  # seconds since the epoch
+
+
+def test_measure_stops_at_max_time_before_min_iters() -> None:
+    policy = TimingPolicy(warmup_iters=0, warmup_time=0, min_iters=10**9, min_time=0, max_time=0.1)
+    m = measure(lambda: time.sleep(0.01), policy)
+    assert 0.1 <= m.wall_s < 1.0 and len(m.samples_ns) < 20
 
 
 def test_cpu_load_of_other_processes_is_a_fraction() -> None:
@@ -102,16 +88,39 @@ def test_cpu_load_of_other_processes_is_a_fraction() -> None:
 
 
 def test_stability_warnings_name_their_cause() -> None:
-    from bench.runner import stability_warnings
+    from bench.judge import stability_warnings
 
-    timed = {"n": 100, "iqr_over_median": 0.3, "ci_met": False, "ci95_rel_halfwidth": 0.05,
-             "unreliable_percentiles": [99], "other_cpu_fraction": 0.6}  # fmt: skip
-    warnings = stability_warnings(timed, target_ci=0.02, governor="powersave")
-    assert any("IQR/median 30%" in w for w in warnings)
-    assert any("±5.0% missed the ±2.0% target" in w for w in warnings)
+    timed = {"n": 100, "jitter_rel": 0.3, "trial_spread": 0.2, "n_trials": 5,
+             "contended_trials": 2, "unreliable_percentiles": [99], "interval_scope": "trials"}  # fmt: skip
+    warnings = stability_warnings(timed, governor="powersave")
+    assert any("IQR/median inside the loops 30%" in w for w in warnings)
+    assert any("trial medians spread 20%" in w for w in warnings)
     assert any("p99" in w for w in warnings)
-    assert any("other processes used 60%" in w for w in warnings)
+    assert any("during 2 of 5 trials" in w and "contended" in w for w in warnings)
     assert any("'powersave'" in w for w in warnings)
-    calm = {"n": 5000, "iqr_over_median": 0.01, "ci_met": True, "unreliable_percentiles": [],
-            "other_cpu_fraction": 0.01}  # fmt: skip
-    assert stability_warnings(calm, target_ci=0.02, governor="performance") == []
+    assert any("one loop" in w for w in stability_warnings({"n": 9, "interval_scope": "loop"}))
+    calm = {"n": 5000, "jitter_rel": 0.01, "trial_spread": 0.02, "n_trials": 8,
+            "contended_trials": 0, "unreliable_percentiles": [], "interval_scope": "trials"}  # fmt: skip
+    assert stability_warnings(calm, governor="performance") == []
+
+
+def test_timing_block_pools_used_trials_and_keeps_every_sample() -> None:
+    from bench.judge import Trial, timing_block
+    from bench.timing import Measurement
+
+    def trial(index: int, us: float, other: float = 0.0, used: bool = True) -> Trial:
+        samples = [int(us * 1e3)] * 20
+        return Trial(index, Measurement(samples, 3, 0.2, 1000.0 + index, other), used)
+
+    trials = [trial(0, 10.0), trial(1, 40.0, other=0.9, used=False), trial(2, 10.0),
+              trial(3, 12.0), trial(4, 11.0, other=0.5)]  # fmt: skip
+    block = timing_block(trials, items_per_sample=4, run_start_s=1000.0)
+    assert block["n_trials"] == 4 and block["retried_trials"] == 1
+    assert block["contended_trials"] == 1  # the kept one at 50%; the replaced one not counted
+    assert len(block["samples_us"]) == 100 and block["n"] == 80
+    assert block["trials"][1]["offset"] == 20 and block["trials"][1]["used"] is False
+    assert block["trials"][2]["start_s"] == 2.0
+    assert block["center_us"] == pytest.approx((10 * 10 * 12 * 11) ** 0.25)
+    assert block["ci95_low_us"] < block["center_us"] < block["ci95_high_us"]
+    assert block["interval_scope"] == "trials" and block["max_us"] == 12.0
+    assert block["throughput_items_per_s"] == pytest.approx(4 / (block["center_us"] * 1e-6))

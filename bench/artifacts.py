@@ -1,0 +1,133 @@
+"""What cells share, made once and kept: model specs, modules, exports, reference outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.export import ExportResult, export_model, given_file
+from bench.graphhash import graph_sha256
+from bench.jobs import ReferenceJob, ReferenceOutcome
+from bench.models import ModelSpec, resolve_model
+
+Arrays = dict[str, np.ndarray]
+#: (inputs, reference outputs), one pair per parity seed.
+ReferencePairs = list[tuple[Arrays, Arrays]]
+
+REFERENCE_TORCH = "torch eager fp32"
+REFERENCE_ORT = "onnxruntime CPU, graph optimizations disabled (no PyTorch source)"
+
+
+class ReferenceFailed(Exception):
+    """The reference outputs for a model and size could not be computed."""
+
+
+@dataclass
+class _Model:
+    spec: ModelSpec
+    module: Any = None
+    exports: dict[tuple[str, int | None], ExportResult] = field(default_factory=dict)
+    references: dict[tuple, ReferencePairs | ReferenceFailed] = field(default_factory=dict)
+
+
+class Artifacts:
+    """Models, exports and references of one run, each computed at most once.
+
+    `run_reference` computes reference outputs of an ONNX file in a worker process (models
+    given as .onnx files have no PyTorch module): a crash there costs that model's cells.
+    """
+
+    def __init__(
+        self,
+        file_dims: dict[str, int],
+        cache_dir: Path,
+        parity_seeds: tuple[int, ...],
+        run_reference: Callable[[ReferenceJob], ReferenceOutcome],
+        progress: Callable[[str], None] = print,
+    ) -> None:
+        self.file_dims = file_dims
+        self.cache_dir = cache_dir
+        self.parity_seeds = parity_seeds
+        self.run_reference = run_reference
+        self.progress = progress
+        self._models: dict[str, _Model] = {}
+
+    def spec(self, model: str) -> ModelSpec:
+        return self._model(model).spec
+
+    def _model(self, ref: str) -> _Model:
+        if ref not in self._models:
+            self._models[ref] = _Model(resolve_model(ref, self.file_dims))
+        return self._models[ref]
+
+    def _module(self, state: _Model) -> Any:
+        if state.module is None:
+            state.module = state.spec.build_module()
+        return state.module
+
+    def export(self, model: str, exporter: str, opset: int | None) -> ExportResult:
+        """The ONNX file for (model, exporter, opset), from the cache when it is there."""
+        state = self._model(model)
+        key = (exporter, opset)
+        if key in state.exports:
+            return state.exports[key]
+        if state.spec.onnx_path:
+            result = given_file(state.spec.onnx_path)
+        else:
+            assert opset is not None
+            module = self._module(state)
+            result = export_model(state.spec, module, exporter, opset, self.cache_dir)
+            how = "cached" if result.cached else f"exported in {result.export_s or 0:.1f} s"
+            status = how if result.ok else "export failed"
+            self.progress(f"  {state.spec.name}: {exporter} op{opset} {status}")
+        if result.ok and result.path:
+            result = replace(result, graph_sha256=graph_sha256(result.path))
+        state.exports[key] = result
+        return result
+
+    def reference_name(self, model: str) -> str:
+        return REFERENCE_ORT if self._model(model).spec.onnx_path else REFERENCE_TORCH
+
+    def references(self, model: str, sizes: dict[str, int]) -> ReferencePairs:
+        """Inputs and reference outputs at these sizes; raises `ReferenceFailed`."""
+        state = self._model(model)
+        key = tuple(sorted(sizes.items()))
+        if key not in state.references:
+            try:
+                state.references[key] = self._compute_references(state, sizes)
+            except ReferenceFailed as exc:
+                state.references[key] = exc
+        found = state.references[key]
+        if isinstance(found, ReferenceFailed):
+            raise found
+        return found
+
+    def _compute_references(self, state: _Model, sizes: dict[str, int]) -> ReferencePairs:
+        inputs = [state.spec.make_inputs(sizes, seed) for seed in self.parity_seeds]
+        if state.spec.onnx_path:
+            outcome = self.run_reference(ReferenceJob(state.spec.onnx_path, inputs))
+            return list(zip(inputs, outcome.outputs, strict=True))
+        import torch
+
+        module = self._module(state)
+        pairs = []
+        for batch in inputs:
+            args = [torch.from_numpy(batch[n]) for n in state.spec.input_names]
+            try:
+                with torch.inference_mode():
+                    result = module(*args)
+            except Exception as exc:
+                raise ReferenceFailed(
+                    f"PyTorch reference at {sizes}: {type(exc).__name__}: {exc}"
+                ) from exc
+            result = result if isinstance(result, tuple | list) else (result,)
+            outputs = {
+                n: t.detach().float().numpy() if t.is_floating_point() else t.numpy()
+                for n, t in zip(state.spec.output_names, result, strict=True)
+            }
+            pairs.append((batch, outputs))
+        return pairs
