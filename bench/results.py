@@ -17,6 +17,7 @@ __all__ = ["CLEAN_STATUSES", "STATUSES", "ResultsWriter", "read_records", "upgra
 RESULTS_FILE = "results.jsonl"
 ENV_FILE = "env.json"
 RUN_FILE = "run.json"
+TRIALS_FILE = "trials.jsonl"
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -25,8 +26,15 @@ def _drop_torn_tail(path: Path) -> None:
         return
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
+        last = data[data.rfind(b"\n") + 1 :]
+        try:
+            json.loads(last)
+        except ValueError:
+            with open(path, "r+b") as fh:  # torn: cut it
+                fh.truncate(data.rfind(b"\n") + 1)
+            return
+        with open(path, "ab") as fh:  # whole, only its newline missing: keep it
+            fh.write(b"\n")
 
 
 class ResultsWriter:
@@ -44,6 +52,36 @@ class ResultsWriter:
 
     def close(self) -> None:
         self._fh.close()
+
+
+class TrialJournal:
+    """trials.jsonl: every trial's raw samples, flushed as it ends, while its cell has no
+    record yet. A run that is stopped or killed keeps it (nothing measured is lost); a run
+    whose every cell got its record removes it, the records holding the same samples."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.complete = False
+
+    def __enter__(self) -> TrialJournal:
+        _drop_torn_tail(self.path)
+        self._fh = open(self.path, "a", encoding="utf-8")
+        return self
+
+    def append(self, cell_id: str, index: int, trial: Any) -> None:
+        entry: dict[str, Any] = {"cell_id": cell_id, "index": index}
+        for name in ("inference", "end_to_end", "throughput"):
+            m = getattr(trial, name)
+            if m is not None:
+                entry[name] = {"started_s": m.started_s, "other_cpu_fraction": m.other_cpu_fraction,
+                               "samples_us": [round(s / 1e3, 3) for s in m.samples_ns]}  # fmt: skip
+        self._fh.write(json.dumps(jsonable(entry)) + "\n")
+        self._fh.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+        if self.complete and exc[0] is None:
+            self.path.unlink(missing_ok=True)
 
 
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:

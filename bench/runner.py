@@ -22,7 +22,7 @@ from bench.judge import stability_warnings, timing_block
 from bench.parity import compare_outputs
 from bench.pool import WorkerLost
 from bench.record import CellRecord
-from bench.results import ResultsWriter
+from bench.results import TRIALS_FILE, ResultsWriter, TrialJournal
 from bench.schedule import Measured, Planned, Scheduler
 from bench.timing import now
 
@@ -251,8 +251,10 @@ class Runner:
                     planned.append(result)
             if planned and self.config.control and not stop.requested:
                 planned.append(self.control_plan())
-            self.scheduler.measure(planned, lambda m: emit(self.judge(m)),
-                                   lambda: stop.requested)  # fmt: skip
+            with TrialJournal(writer.path.parent / TRIALS_FILE) as journal:
+                self.scheduler.measure(planned, lambda m: emit(self.judge(m)),
+                                       lambda: stop.requested, journal.append)  # fmt: skip
+                journal.complete = not self.scheduler.stopped
         finally:
             self.scheduler.close()
         return records

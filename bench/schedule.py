@@ -137,6 +137,7 @@ class Scheduler:
         cells: list[Planned],
         on_done: Callable[[Measured], None],
         should_stop: Callable[[], bool],
+        on_trial: Callable[[str, int, TrialOutcome], None] = lambda *_: None,
     ) -> None:
         """Load and measure `cells` group by group; `on_done` gets each finished cell."""
         pending = list(cells)
@@ -157,7 +158,7 @@ class Scheduler:
                     self.progress(f"  memory: {free:.0%} available; measuring "
                                   f"{len(loaded)} loaded cells before loading more")  # fmt: skip
                     break
-            self._run_trials(loaded, group, on_done, should_stop)
+            self._run_trials(loaded, on_done, should_stop, on_trial)
         self.stopped = bool(pending) or should_stop()
 
     def _load(self, measured: Measured, index: int, total: int) -> bool:
@@ -187,9 +188,9 @@ class Scheduler:
     def _run_trials(
         self,
         loaded: dict[str, Measured],
-        group: int,
         on_done: Callable[[Measured], None],
         should_stop: Callable[[], bool],
+        on_trial: Callable[[str, int, TrialOutcome], None],
     ) -> None:
         queue = rmit_order(list(loaded), self.policy.trials, self.rng)
         retries = dict.fromkeys(loaded, self.policy.trials)
@@ -225,6 +226,7 @@ class Scheduler:
                 self._finish(measured, on_done)
                 continue
             assert isinstance(reply, TrialOutcome)
+            on_trial(cell_id, position, reply)
             if self._record_trial(measured, reply, position) and retries[cell_id] > 0:
                 retries[cell_id] -= 1
                 queue.insert(self.rng.randint(0, len(queue)), cell_id)

@@ -9,7 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import FAST_TIMING
+
+from bench.record import CellRecord
 
 SWEEP = ["--backends", "ort-cpu", "--opsets", "17", "--batch-sizes", "1,2,3,4,5,6,7,8",
          "--min-time", "0.3", "--max-time", "0.4"]  # fmt: skip
@@ -24,11 +27,11 @@ def _start(out: Path, env: dict[str, str]) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait_for_records(out: Path, count: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+def _wait_for_trials(out: Path, count: int, proc: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
-    results = out / "results.jsonl"
+    journal = out / "trials.jsonl"
     while time.monotonic() < deadline:
-        if results.exists() and len(results.read_text().splitlines()) >= count:
+        if journal.exists() and len(journal.read_text().splitlines()) >= count:
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
@@ -39,9 +42,11 @@ def _cell_ids(out: Path) -> list[str]:
     ids = []
     for line in (out / "results.jsonl").read_text().splitlines():
         try:
-            ids.append(json.loads(line)["cell_id"])
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a torn last line after SIGKILL
+        if record.get("kind") == "cell":
+            ids.append(record["cell_id"])
     return ids
 
 
@@ -50,33 +55,37 @@ def _resume(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
 
 
-def test_sigint_stops_after_the_cell_in_flight_and_resume_finishes(tmp_path, bench_env) -> None:
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_ends_after_the_job_in_flight_and_resume_finishes(
+    tmp_path, bench_env, signum, code
+) -> None:
     out = tmp_path / "run"
     proc = _start(out, bench_env)
-    _wait_for_records(out, 2, proc)
-    proc.send_signal(signal.SIGINT)
+    _wait_for_trials(out, 3, proc)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
-    assert f"python -m bench run --resume {out}" in stderr
+    assert proc.returncode == code, stderr
+    assert f"bench run --resume {out}" in stderr
+    assert (out / "report.md").exists()  # reports written from what was recorded
+    journal = (out / "trials.jsonl").read_text().splitlines()
+    assert len(journal) >= 3  # the trials measured so far are kept, samples and all
+    assert json.loads(journal[0])["inference"]["samples_us"]
     before = _cell_ids(out)
-    assert 2 <= len(before) < TOTAL
-    assert (out / "report.md").exists()  # reports written from what was measured
     done = _resume(out, bench_env)
     assert done.returncode == 0, done.stderr
-    assert f"({len(before)} already done)" in done.stdout
+    assert f"({len(before)} already done)" in done.stdout or not before
     after = _cell_ids(out)
-    assert len(after) == TOTAL and len(set(after)) == TOTAL  # no cell measured twice
+    assert len(after) == TOTAL and len(set(after)) == TOTAL  # no cell recorded twice
     assert after[: len(before)] == before
+    assert not (out / "trials.jsonl").exists()  # every cell has its record now
 
 
-def test_sigkill_loses_at_most_the_cell_in_flight(tmp_path, bench_env) -> None:
+def test_sigkill_loses_nothing_recorded_and_resume_finishes(tmp_path, bench_env) -> None:
     out = tmp_path / "run"
     proc = _start(out, bench_env)
-    _wait_for_records(out, 3, proc)
+    _wait_for_trials(out, 3, proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
-    before = _cell_ids(out)
-    assert len(before) >= 3
     done = _resume(out, bench_env)
     assert done.returncode == 0, done.stderr
     after = _cell_ids(out)
@@ -90,26 +99,39 @@ def test_retry_failed_reruns_only_failed_cells(tmp_path, bench_env) -> None:
          "--batch-sizes", "1", "--out", str(out), *FAST_TIMING], check=True, env=bench_env,
         capture_output=True,
     )  # fmt: skip
-    lines = (out / "results.jsonl").read_text().splitlines()
-    first = json.loads(lines[0])
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    first = next(r for r in records if r["kind"] == "cell")
     first["status"] = "crashed"  # as if the worker had died on this cell
-    (out / "results.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     done = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", str(out), "--retry-failed"],
                           capture_output=True, text=True, env=bench_env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "bench: 1 cells" in done.stdout
     from bench.results import read_records
 
-    records = read_records(out)
+    records = [r for r in read_records(out) if r["kind"] == "cell"]
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
 
 
 def test_a_torn_last_line_is_dropped_before_appending(tmp_path) -> None:
     from bench.results import ResultsWriter, read_records
 
-    good = {"schema_version": 2, "cell_id": "a", "status": "ok"}
-    (tmp_path / "results.jsonl").write_text(json.dumps(good) + '\n{"schema_version": 2, "cell')
+    good = {"schema_version": 3, "cell_id": "a", "status": "ok"}
+    (tmp_path / "results.jsonl").write_text(json.dumps(good) + '\n{"schema_version": 3, "cell')
     writer = ResultsWriter(tmp_path)
-    writer.append({"cell_id": "b", "status": "ok"})
+    writer.append(CellRecord(run_id="r", cell_id="b", model="m", backend="x", device="cpu",
+                             status="ok"))  # fmt: skip
+    writer.close()
+    assert [r["cell_id"] for r in read_records(tmp_path)] == ["a", "b"]
+
+
+def test_a_whole_last_record_missing_its_newline_is_kept(tmp_path) -> None:
+    from bench.results import ResultsWriter, read_records
+
+    good = {"schema_version": 3, "cell_id": "a", "status": "ok"}
+    (tmp_path / "results.jsonl").write_text(json.dumps(good))  # no trailing newline
+    writer = ResultsWriter(tmp_path)
+    writer.append(CellRecord(run_id="r", cell_id="b", model="m", backend="x", device="cpu",
+                             status="ok"))  # fmt: skip
     writer.close()
     assert [r["cell_id"] for r in read_records(tmp_path)] == ["a", "b"]
