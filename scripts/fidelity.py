@@ -345,6 +345,7 @@ def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads,
     step8 = out.split("[Step 8/", 1)[-1].split("[Step 9/", 1)[0]
     settings = dict(re.findall(r"^\[ INFO \]\s+([A-Z_]+):\s+(.*?)\s*$", step8, re.M))
     count = re.search(r"Count:\s+(\d+)", out)
+    duration = re.search(r"Duration:\s+([\d.]+)\s+ms", out)
     if loaded is None:
         loaded = {"torch": None, "onnxruntime": None}
     bad = [name for name, present in loaded.items() if present]
@@ -354,6 +355,10 @@ def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads,
         "side": "benchmark_app",
         "median_us": value,
         "samples": int(count.group(1)) if count else None,
+        # Its own loop's wall time per iteration: the median above excludes the Python call.
+        "wall_per_iteration_us": (
+            float(duration.group(1)) * 1000 / int(count.group(1)) if count and duration else None
+        ),
         "settings": settings,
         "command": " ".join(cmd),
         "loaded": loaded,
