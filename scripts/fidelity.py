@@ -114,7 +114,6 @@ def side_bench(args: argparse.Namespace) -> dict:
         "side": "bench",
         "median_us": _median(samples) / 1e3,
         "samples": len(samples),
-        "stop_reason": measurement.stop_reason,
         "settings": settings,
         "policy": {
             "warmup_iters": policy.warmup_iters,
