@@ -14,9 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench import configfile
-from bench.cli import build_parser
 from bench.errors import BenchError
-from bench.options import apply_config_file
 
 TOML = """
 backends = ["ort-cpu", "openvino"]
@@ -24,7 +22,7 @@ opsets = [17, 18]
 batch_sizes = 2
 min-time = 0.5
 min_iters = 20
-target_ci = 0
+warmup_iters = 3
 no_baseline = true
 exporter = "dynamo"
 dims = ["seq=16,128"]
@@ -41,7 +39,7 @@ SETTINGS = {
     "batch_sizes": 2,
     "min-time": 0.5,
     "min_iters": 20,
-    "target_ci": 0,
+    "warmup_iters": 3,
     "no_baseline": True,
     "exporter": "dynamo",
     "dims": ["seq=16,128"],
@@ -51,8 +49,19 @@ SETTINGS = {
 
 
 def _load(path, *flags: str):
+    """Parse `bench run --config PATH FLAGS` the way the CLI does. Written for both layouts
+    of the CLI: the parser built in bench.cli, or in bench.parser with the run subparser."""
+    from bench.options import apply_config_file
+
     argv = ["run", "--config", str(path), *flags]
-    return apply_config_file(str(path), build_parser(), argv)
+    try:
+        from bench.parser import build_parser
+    except ImportError:
+        from bench.cli import build_parser
+
+        return apply_config_file(str(path), build_parser(), argv)
+    parser, run = build_parser()
+    return apply_config_file(str(path), parser, run, argv)
 
 
 def _write(tmp_path, name: str, text: str):
@@ -69,12 +78,12 @@ def test_config_file_sets_typed_defaults_and_flags_win(name: str, tmp_path) -> N
     assert args.opsets == "13"  # the flag wins over the file
     assert args.batch_sizes == "2"
     assert args.min_time == 0.5 and isinstance(args.min_time, float)
-    assert args.min_iters == 20 and args.target_ci == 0.0
+    assert args.min_iters == 20 and args.warmup_iters == 3
     assert args.no_baseline is True and args.exporter == "dynamo"
     assert args.dims == ["seq=16,128"]
     assert args.backend_option == ["openvino.shapes=dynamic"]
     assert args.threads == 2
-    assert args.max_time == 10.0  # untouched: the parser's default
+    assert args.models == "simple_cnn"  # untouched: the parser's default
     assert args.config_tolerances == {"simple_cnn": {"rtol": 0.01, "atol": 0.001}}
 
 
@@ -167,10 +176,9 @@ def test_config_loading_imports_no_torch_or_runtime(tmp_path, bench_env) -> None
     config = _write(tmp_path, "c.json", json.dumps(SETTINGS))
     code = (
         "import sys\n"
-        "from bench.cli import build_parser\n"
-        "from bench.options import apply_config_file\n"
-        f"argv = ['run', '--config', {str(config)!r}]\n"
-        "apply_config_file(argv[2], build_parser(), argv)\n"
+        "import bench.cli\n"
+        "from test_config_file import _load\n"
+        f"_load({str(config)!r})\n"
         "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'openvino') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
