@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from bench.config import BASELINE_BACKEND, RunConfig, default_cache_dir
+from bench.configfile import read_config_file, run_defaults
 from bench.errors import BenchError
 
 MAX_BATCH = 65536
@@ -138,33 +139,10 @@ def apply_config_file(
     path: str, parser: argparse.ArgumentParser, run: argparse.ArgumentParser, argv: list[str]
 ) -> argparse.Namespace:
     """Re-parse `argv` with the file's settings as defaults (flags given still win)."""
-    import json
-
-    import tomllib
-
-    file = Path(path)
-    if not file.is_file():
-        raise BenchError(f"--config: no such file {file}")
-    text = file.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise BenchError(f"--config: {file} does not parse: {exc}") from None
-    valid = {a.dest for a in run._actions if a.dest not in ("help", "config", "resume")}
-    tolerances = data.pop("tolerances", {})
-    defaults = {}
-    for key, value in data.items():
-        dest = key.replace("-", "_")
-        if dest not in valid:
-            raise BenchError(
-                f"--config: unknown setting {key!r}; valid: {', '.join(sorted(valid))}"
-            )
-        if isinstance(value, list) and dest not in ("backend_option", "rtol", "atol"):
-            value = ",".join(str(v) for v in value)
-        defaults[dest] = value
+    defaults, tolerances = run_defaults(read_config_file(path), run)
     run.set_defaults(**defaults)
     args = parser.parse_args(argv)
-    args.config_tolerances = tolerances if isinstance(tolerances, dict) else {}
+    args.config_tolerances = tolerances
     return args
 
 

@@ -4,7 +4,7 @@ the help text, config files and the library agree; validation lives in bench.opt
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from bench.config import BASELINE_BACKEND, RunConfig
 from bench.timing import TimingPolicy
@@ -22,6 +22,27 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"bench: error: {message} (see '{self.prog} --help')\n")
+
+
+class FlagParser(OneLineParser):
+    """Keeps every flag added through its argument groups in `flags` (dest -> Action), so
+    config files are checked against the flags without argparse's private attributes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flags: dict[str, argparse.Action] = {}
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+
+        def recorded(*names: Any, **options: Any) -> argparse.Action:
+            action = add(*names, **options)
+            self.flags[action.dest] = action
+            return action
+
+        group.add_argument = recorded  # type: ignore[method-assign]
+        return group
 
 
 def add_grid_flags(run: argparse.ArgumentParser) -> None:
@@ -133,15 +154,16 @@ def add_compare_flags(comp: argparse.ArgumentParser) -> None:
                       "on raw ratios (none), or control when both runs measured it (auto)")  # fmt: skip
 
 
-def build_parser() -> tuple[OneLineParser, argparse.ArgumentParser]:
+def build_parser() -> tuple[OneLineParser, FlagParser]:
     """The parser, and its `run` subparser (config files set defaults on it)."""
     parser = OneLineParser(
         prog="bench", allow_abbrev=False,
         description="Export PyTorch models to ONNX, run them on several runtimes, check the "
         "numbers against PyTorch and measure latency.",
     )  # fmt: skip
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=FlagParser)
     run = sub.add_parser("run", help="run a sweep and write results/<run-id>/", allow_abbrev=False)
+    assert isinstance(run, FlagParser)
     for add in (add_grid_flags, add_timing_flags, add_parity_flags, add_output_flags):
         add(run)
     sub.add_parser("list", help="list models and backends, and whether each backend runs here")

@@ -1,186 +1,646 @@
-"""Fidelity check: bench's medians against the vendors' own measurements, side by side.
+"""Fidelity check: bench's medians against the vendors' own measurements, in fresh processes.
 
-    python scripts/fidelity.py [--batch-sizes 1,32] [--rounds 3] [--seconds 3]
+    python scripts/fidelity.py [--backends ort-cpu,openvino] [--batch-sizes 1,32]
+                               [--rounds 5] [--seconds 2] [--threads N] [--json PATH]
 
-For simple_cnn at fp32 it measures, interleaved over several rounds in one run:
-- bench's `openvino` cell (through a real bench worker) against OpenVINO's `benchmark_app`
-  with the same settings (-hint latency -infer_precision f32 -shape ..., same thread count);
-- bench's `ort-cpu` cell against a bare `run_with_iobinding` loop on the same session options.
-It prints each median and the ratio bench / reference (targets: 1.10 and 1.05).
+For simple_cnn at fp32 it compares, per backend and batch size:
+- bench's `openvino` backend against OpenVINO's `benchmark_app` with the same settings
+  (-hint latency -infer_precision f32 -shape ..., same thread count, checked);
+- bench's `ort-cpu` backend against a bare `run_with_iobinding` loop on the same session
+  options (plain onnxruntime + numpy + time.perf_counter_ns).
+
+The method, so that the check cannot fool itself:
+- This process only orchestrates and never reads the clock. The model is exported once by a
+  preparation process (bench's exporter, into a temp folder; inputs written as .npy), so this
+  process never holds torch either.
+- Every measurement runs in its own fresh process that holds only what it measures. The bench
+  side loads the backend through bench's registry and times `backend.run` with
+  `bench.timing.measure`, the function bench itself uses; the reference side is the bare loop
+  or `benchmark_app`. Each process checks that torch and the other runtime are not loaded
+  (`sys.modules`; for benchmark_app, the libraries mapped into its process) and says so.
+- Each round measures bench and the reference back to back, in alternating order (ABBA), and
+  the ratio bench / reference is paired within the round. Over the rounds: the geometric mean
+  of the paired ratios with a 95% confidence interval (a t-interval on the log ratios, n - 1
+  degrees of freedom), and their min-max. PASS/FAIL compares the point estimate with the target
+  (openvino / benchmark_app <= 1.10, ort-cpu / bare loop <= 1.05).
+- An A/A line per backend and batch: bench against bench, two fresh processes per round, with
+  the same statistics; its interval is the method's own resolution.
+
+The same file is the entry point of the measuring processes (`--side bench|bare-ort`) and of
+the preparation process (`--side prepare`).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
-import statistics
-import subprocess
+import json
+import math
+import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.backends import BACKENDS  # noqa: E402
-from bench.backends.base import LoadSpec  # noqa: E402
-from bench.export import export_model  # noqa: E402
-from bench.jobs import CellJob  # noqa: E402
-from bench.models import resolve_model  # noqa: E402
-from bench.pool import Worker  # noqa: E402
-from bench.timing import TimingPolicy  # noqa: E402
-
+MODEL = "simple_cnn"
+OPSET = 18
 TARGETS = {"openvino": 1.10, "ort-cpu": 1.05}
+REFERENCES = {"openvino": "benchmark_app", "ort-cpu": "bare run_with_iobinding loop"}
+#: Modules a measuring process must not hold, besides torch: the other runtime.
+OTHER_RUNTIME = {"ort-cpu": "openvino", "openvino": "onnxruntime"}
+LABELS = {"bench": "bench", "reference": "reference", "bench2": "bench A/A"}
+SCRIPT = os.path.abspath(__file__)
+TAIL = 2000  # characters of a failed process's output to show
 
 
-def bench_median(worker: Worker, backend: str, onnx_path: str, inputs, seconds: float, threads):
-    job = CellJob(
-        backend_target=BACKENDS[backend].target,
-        load=LoadSpec(onnx_path, "fp32", {k: v.shape for k, v in inputs.items()}, threads),
-        inputs=[inputs],
-        policy=TimingPolicy(
-            warmup_iters=100,
-            warmup_time=0.5,
-            min_iters=100,
-            min_time=seconds,
-            max_time=seconds,
-            target_ci=0,
-        ),
-        end_to_end=False,
+class Failure(Exception):
+    """A step failed: printed as one line at the end, exit status 1."""
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring processes (`--side ...`). Each prints one JSON line on stdout.
+
+
+def _loaded(names: tuple[str, ...]) -> dict[str, bool]:
+    return {name: name in sys.modules for name in names}
+
+
+def _check_clean(forbidden: tuple[str, ...]) -> dict[str, bool]:
+    """Which heavy modules this process holds; exit non-zero if any forbidden one is loaded."""
+    loaded = _loaded(("torch", "onnxruntime", "openvino", "bench"))
+    bad = [name for name in forbidden if loaded[name]]
+    if bad:
+        raise SystemExit(f"{', '.join(bad)} loaded in the timing process (must not be)")
+    return loaded
+
+
+def _read_inputs(items: list[str]) -> dict:
+    import numpy as np
+
+    inputs = {}
+    for item in items:
+        name, _, path = item.partition("=")
+        inputs[name] = np.load(path)
+    return inputs
+
+
+def side_bench(args: argparse.Namespace) -> dict:
+    """bench's own path: the registry's backend class, load/bind, `bench.timing.measure`."""
+    from bench.backends import BACKENDS, LoadSpec, load_backend_class
+    from bench.timing import TimingPolicy, measure
+
+    inputs = _read_inputs(args.input)
+    backend = load_backend_class(BACKENDS[args.backend].target)()
+    spec = LoadSpec(
+        source=args.onnx,
+        precision="fp32",
+        input_shapes={name: tuple(a.shape) for name, a in inputs.items()},
+        threads=args.threads,
     )
-    outcome = worker.execute(job, timeout=600)
-    if outcome.status != "ok":
-        raise SystemExit(f"bench {backend} cell {outcome.status}: {outcome.reason}")
-    return float(np.median(outcome.measurement.samples_ns)) / 1e3, outcome.settings
-
-
-def benchmark_app_median(
-    onnx_path: str, batch: int, seconds: float, threads: int | None
-) -> tuple[float, str, float]:
-    """benchmark_app's median (µs), the INFERENCE_NUM_THREADS it reports, and its wall time
-    per iteration (µs, from its count and duration).
-
-    benchmark_app's median is `InferRequest.latency`, timed inside OpenVINO's C++ wrapper: it
-    excludes the Python call that any Python program (bench included) pays. The wall time per
-    iteration of its own Python loop is printed beside it for context."""
-    exe = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
-    cmd = [exe, "-m", onnx_path, "-d", "CPU", "-infer_precision", "f32",
-           "-shape", f"input_image[{batch},3,32,32]", "-t", str(max(1, round(seconds)))]  # fmt: skip
-    if threads:  # benchmark_app accepts -nthreads only with -hint none
-        cmd += ["-hint", "none", "-nstreams", "1", "-nthreads", str(threads)]
-    else:
-        cmd += ["-hint", "latency"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark_app failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
-    out = proc.stdout
-    match = re.search(r"Median:\s+([\d.]+)\s+(ms|us)", out)
-    found_threads = re.search(r"INFERENCE_NUM_THREADS:\s+(\d+)", out)
-    if not match:
-        raise SystemExit(f"could not read benchmark_app's median:\n{out[-2000:]}")
-    value = float(match.group(1))
-    median = value * 1000 if match.group(2) == "ms" else value
-    count = re.search(r"Count:\s+(\d+)", out)
-    duration = re.search(r"Duration:\s+([\d.]+)\s+ms", out)
-    wall = (
-        float(duration.group(1)) * 1000 / int(count.group(1))
-        if count and duration
-        else float("nan")
+    policy = TimingPolicy(
+        warmup_iters=args.warmup_iters,
+        warmup_time=args.warmup_time,
+        min_iters=args.min_iters,
+        min_time=args.seconds,
+        max_time=args.seconds,
     )
-    return median, found_threads.group(1) if found_threads else "?", wall
+    try:
+        backend.load(spec)
+        settings = backend.describe()
+        backend.bind(inputs)
+        measurement = measure(backend.run, policy)
+    finally:
+        backend.close()
+    samples = sorted(measurement.samples_ns)
+    loaded = _check_clean(("torch", OTHER_RUNTIME[args.backend]))
+    return {
+        "side": "bench",
+        "median_us": _median(samples) / 1e3,
+        "samples": len(samples),
+        "settings": settings,
+        "policy": {
+            "warmup_iters": policy.warmup_iters,
+            "warmup_time": policy.warmup_time,
+            "min_iters": policy.min_iters,
+            "min_time": policy.min_time,
+            "max_time": policy.max_time,
+        },
+        "loaded": loaded,
+        "pid": os.getpid(),
+    }
 
 
-def bare_ort_median(onnx_path: str, inputs, seconds: float, threads: int | None) -> float:
-    """The reference loop: the same session options, IO binding, nothing else."""
+def side_bare_ort(args: argparse.Namespace) -> dict:
+    """The reference for ort-cpu: plain onnxruntime, IO binding, perf_counter_ns. No bench."""
     import onnxruntime as ort
 
+    inputs = _read_inputs(args.input)
     options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    if args.threads:
+        options.intra_op_num_threads = args.threads
+    session = ort.InferenceSession(args.onnx, options, providers=["CPUExecutionProvider"])
     binding = session.io_binding()
-    values = [ort.OrtValue.ortvalue_from_numpy(v, "cpu", 0) for v in inputs.values()]
+    values = [ort.OrtValue.ortvalue_from_numpy(a, "cpu", 0) for a in inputs.values()]
     for name, value in zip(inputs, values, strict=True):
         binding.bind_ortvalue_input(name, value)
     for output in session.get_outputs():
         binding.bind_output(output.name, "cpu")
     run = session.run_with_iobinding
-    deadline = time.perf_counter() + 0.5
-    while time.perf_counter() < deadline:
+    clock = time.perf_counter_ns
+    warmup_end = clock() + int(args.warmup_time * 1e9)
+    warmup = 0
+    while warmup < args.warmup_iters or clock() < warmup_end:
         run(binding)
+        warmup += 1
     samples = []
-    end = time.perf_counter_ns() + int(seconds * 1e9)
+    start = clock()
+    duration = int(args.seconds * 1e9)
     while True:
-        t0 = time.perf_counter_ns()
+        t0 = clock()
         run(binding)
-        t1 = time.perf_counter_ns()
+        t1 = clock()
         samples.append(t1 - t0)
-        if t1 > end:
+        if len(samples) >= args.min_iters and t1 - start >= duration:
             break
-    return float(np.median(samples)) / 1e3
+    threads = session.get_session_options().intra_op_num_threads
+    samples.sort()
+    loaded = _check_clean(("torch", "openvino", "bench"))
+    return {
+        "side": "bare-ort",
+        "median_us": _median(samples) / 1e3,
+        "samples": len(samples),
+        "settings": {
+            "runtime": f"onnxruntime {ort.__version__}",
+            "providers": ",".join(session.get_providers()),
+            "intra_op_num_threads": str(threads) if threads else "0 (ORT default: physical cores)",
+        },
+        "warmup_iters": warmup,
+        "loaded": loaded,
+        "pid": os.getpid(),
+    }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def side_prepare(args: argparse.Namespace) -> dict:
+    """Export the model once with bench's exporter and write each batch's inputs as .npy."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from bench.export import export_model
+    from bench.models import resolve_model
+
+    out = Path(args.out)
+    spec = resolve_model(MODEL)
+    export = export_model(spec, spec.build_module(), "auto", OPSET, out / "export")
+    if not export.ok:
+        raise SystemExit(f"export failed: {export.error}")
+    batches = {}
+    for batch in args.batch_sizes:
+        files = {}
+        for name, array in spec.make_inputs({"batch": batch}, seed=0).items():
+            path = out / f"{name}-b{batch}.npy"
+            np.save(path, np.ascontiguousarray(array))
+            files[name] = {"path": str(path), "shape": list(array.shape)}
+        batches[str(batch)] = files
+    return {
+        "onnx": str(export.path),
+        "exporter": export.exporter_used,
+        "opset": export.opset_actual,
+        "sha256": export.sha256,
+        "inputs": batches,
+    }
+
+
+def _median(ordered: list[int]) -> float:
+    n = len(ordered)
+    mid = n // 2
+    return float(ordered[mid]) if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics over rounds (this process; no clock).
+
+
+def t_quantile_975(df: int) -> tuple[float, str]:
+    """The 97.5% quantile of Student's t with `df` degrees of freedom, and where it came from:
+    scipy.stats.t when scipy is installed (it is not a bench dependency), else a table (df <=
+    30, 4 decimals) and a Cornish-Fisher expansion above (error < 1e-4 there)."""
+    try:
+        from scipy.stats import t
+    except ImportError:
+        pass
+    else:
+        return float(t.ppf(0.975, df)), "scipy.stats.t"
+    table = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+             2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+             2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)  # fmt: skip
+    if df <= len(table):
+        return table[df - 1], "table (scipy not installed)"
+    z = 1.959963984540054
+    value = (
+        z
+        + (z**3 + z) / (4 * df)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    )
+    return value, "Cornish-Fisher expansion (scipy not installed)"
+
+
+def ratio_summary(ratios: list[float]) -> dict:
+    """Geometric mean of paired ratios, its 95% t-interval (on the logs), and the min-max."""
+    logs = [math.log(r) for r in ratios]
+    n = len(logs)
+    mean = sum(logs) / n
+    summary = {"n": n, "geomean": math.exp(mean), "min": min(ratios), "max": max(ratios)}
+    if n >= 2:
+        sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1))
+        q, source = t_quantile_975(n - 1)
+        half = q * sd / math.sqrt(n)
+        summary.update(
+            ci_low=math.exp(mean - half), ci_high=math.exp(mean + half), t=q, t_source=source
+        )
+    else:
+        summary.update(ci_low=None, ci_high=None, t=None, t_source=None)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration (this process starts every other one and reads their JSON).
+
+
+def _run_json(cmd: list[str], what: str, timeout: float) -> dict:
+    """Run a measuring or preparing process; its last stdout line is its JSON result."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        tail = (exc.stderr or b"")[-TAIL:]
+        print(tail if isinstance(tail, str) else tail.decode(errors="replace"), file=sys.stderr)
+        raise Failure(f"{what} timed out after {timeout:.0f} s") from None
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        print(f"--- {what}: stderr (tail) ---\n{proc.stderr[-TAIL:]}", file=sys.stderr)
+        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise Failure(f"{what} failed (exit {proc.returncode}): {reason}")
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        print(f"--- {what}: stdout (tail) ---\n{proc.stdout[-TAIL:]}", file=sys.stderr)
+        raise Failure(f"{what} printed no JSON result") from None
+
+
+def _mapped_runtimes(pid: int) -> dict[str, bool] | None:
+    """Which of torch / onnxruntime a running process has mapped (Linux; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/maps") as fh:
+            maps = fh.read()
+    except OSError:
+        return None
+    return {
+        "torch": "libtorch" in maps or "/torch/" in maps,
+        "onnxruntime": "onnxruntime" in maps,
+    }
+
+
+def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads, what: str):
+    """benchmark_app as a user runs it; the libraries it maps are read once before it times."""
+    import re
+    import subprocess
+    import tempfile
+
+    shape = ",".join(f"{n}[{','.join(str(d) for d in v['shape'])}]" for n, v in inputs.items())
+    cmd = [exe, "-m", onnx, "-d", "CPU", "-hint", "latency", "-infer_precision", "f32",
+           "-shape", shape, "-t", str(seconds)]  # fmt: skip
+    config_file = None
+    if threads:
+        # benchmark_app accepts -nthreads only with -hint none; a config file keeps the
+        # latency hint and sets the property bench sets.
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump({"CPU": {"INFERENCE_NUM_THREADS": str(threads)}}, fh)
+        config_file = fh.name
+        cmd += ["-load_config", config_file]
+    loaded = None
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        for line in proc.stdout:
+            lines.append(line)
+            if loaded is None and "[Step 9/" in line:  # compiled, not yet timing
+                loaded = _mapped_runtimes(proc.pid)
+        proc.wait()
+    finally:
+        if config_file:
+            os.unlink(config_file)
+    out = "".join(lines)
+    if proc.returncode != 0:
+        print(f"--- {what}: output (tail) ---\n{out[-TAIL:]}", file=sys.stderr)
+        last = (out.strip().splitlines() or ["no output"])[-1]
+        raise Failure(f"{what} failed (exit {proc.returncode}): {last}")
+    median = re.search(r"Median:\s+([\d.]+)\s+(ms|us)", out)
+    if not median:
+        print(f"--- {what}: output (tail) ---\n{out[-TAIL:]}", file=sys.stderr)
+        raise Failure(f"{what}: could not read benchmark_app's median latency")
+    value = float(median.group(1)) * (1000 if median.group(2) == "ms" else 1)
+    step8 = out.split("[Step 8/", 1)[-1].split("[Step 9/", 1)[0]
+    settings = dict(re.findall(r"^\[ INFO \]\s+([A-Z_]+):\s+(.*?)\s*$", step8, re.M))
+    count = re.search(r"Count:\s+(\d+)", out)
+    duration = re.search(r"Duration:\s+([\d.]+)\s+ms", out)
+    if loaded is None:
+        loaded = {"torch": None, "onnxruntime": None}
+    bad = [name for name, present in loaded.items() if present]
+    if bad:
+        raise Failure(f"{what}: {', '.join(bad)} mapped into benchmark_app's process")
+    return {
+        "side": "benchmark_app",
+        "median_us": value,
+        "samples": int(count.group(1)) if count else None,
+        # Its own loop's wall time per iteration: the median above excludes the Python call.
+        "wall_per_iteration_us": (
+            float(duration.group(1)) * 1000 / int(count.group(1)) if count and duration else None
+        ),
+        "settings": settings,
+        "command": " ".join(cmd),
+        "loaded": loaded,
+        "pid": proc.pid,
+    }
+
+
+def _same_settings(backend: str, bench: dict, ref: dict) -> str | None:
+    """The reason bench's and the reference's effective settings differ, or None."""
+    if backend == "ort-cpu":
+        keys = ("intra_op_num_threads", "providers")
+    else:
+        keys = ("INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT", "ENABLE_CPU_PINNING")
+    for key in keys:
+        a, b = bench["settings"].get(key), ref["settings"].get(key)
+        if a != b:
+            return f"{key} differs: bench {a}, {REFERENCES[backend]} {b} (try --threads)"
+    return None
+
+
+def _fmt_interval(summary: dict) -> str:
+    if summary["ci_low"] is None:
+        return "95% CI n/a (one round)"
+    return f"95% CI [{summary['ci_low']:.3f}, {summary['ci_high']:.3f}]"
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backends", default="ort-cpu,openvino", help="ort-cpu and/or openvino")
     parser.add_argument("--batch-sizes", default="1,32")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median kept)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds (>= 2; default 5)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
     parser.add_argument("--threads", type=int, default=None, help="threads for every runtime")
+    parser.add_argument("--warmup-iters", type=int, default=100)
+    parser.add_argument("--warmup-time", type=float, default=0.5)
+    parser.add_argument("--min-iters", type=int, default=100)
+    parser.add_argument("--json", default=None, metavar="PATH", help="write every figure here")
+    parser.add_argument(
+        "--benchmark-app", default=None, metavar="EXE", help="default: on PATH or beside python"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    args = parser.parse_args()
+    # The measuring and preparing processes:
+    parser.add_argument("--side", choices=["bench", "bare-ort", "prepare"], help=argparse.SUPPRESS)
+    parser.add_argument("--backend", help=argparse.SUPPRESS)
+    parser.add_argument("--onnx", help=argparse.SUPPRESS)
+    parser.add_argument("--input", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
+    except ValueError:
+        parser.error(f"--batch-sizes: whole numbers, got {args.batch_sizes!r}")
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    for name in args.backends:
+        if name not in TARGETS:
+            parser.error(f"--backends: unknown {name!r}; valid: {', '.join(TARGETS)}")
+    if not args.backends or not args.batch_sizes or min(args.batch_sizes) < 1:
+        parser.error("give at least one backend and batch sizes >= 1")
+    if args.side is None and args.rounds < 2:
+        parser.error("--rounds must be >= 2 (the interval needs two paired ratios)")
+    if args.seconds <= 0 or (args.threads is not None and args.threads < 1):
+        parser.error("--seconds must be > 0 and --threads >= 1")
+    return args
 
-    spec = resolve_model("simple_cnn")
-    with tempfile.TemporaryDirectory() as tmp:
-        export = export_model(spec, spec.build_module(), "auto", 18, Path(tmp))
-        assert export.ok, export.error
-        path = str(export.path)
-        rows = []
-        logs = Path(tmp) / "logs"
-        for batch in [int(b) for b in args.batch_sizes.split(",")]:
-            inputs = spec.make_inputs({"batch": batch}, seed=0)
-            for backend in ("openvino", "ort-cpu"):
-                worker = Worker(logs / f"{backend}.log")
-                ours, refs, walls = [], [], []
-                try:
-                    for _ in range(args.rounds):
-                        median, settings = bench_median(
-                            worker, backend, path, inputs, args.seconds, args.threads
-                        )
-                        ours.append(median)
-                        if backend == "openvino":
-                            ref, ref_threads, wall = benchmark_app_median(
-                                path, batch, args.seconds, args.threads
-                            )
-                            walls.append(wall)
-                            if ref_threads != settings["INFERENCE_NUM_THREADS"]:
-                                raise SystemExit(
-                                    f"thread counts differ: bench {settings['INFERENCE_NUM_THREADS']}"
-                                    f", benchmark_app {ref_threads}"
-                                )
-                            refs.append(ref)
-                        else:
-                            refs.append(bare_ort_median(path, inputs, args.seconds, args.threads))
-                finally:
-                    worker.close()
-                reference = "benchmark_app" if backend == "openvino" else "bare iobinding loop"
-                a, b = statistics.median(ours), statistics.median(refs)
-                wall = statistics.median(walls) if walls else None
-                rows.append((backend, batch, reference, a, b, a / b, TARGETS[backend], wall))
 
-    print(f"{'backend':<9} {'batch':>5}  {'reference':<20} {'bench µs':>9} {'ref µs':>9} "
-          f"{'ratio':>6}  target")  # fmt: skip
-    missed = 0
-    for backend, batch, ref, a, b, ratio, target, wall in rows:
-        verdict = "ok" if ratio <= target else "MISSED"
-        missed += ratio > target
-        context = f"  (benchmark_app's own loop: {wall:.2f} µs wall per iteration)" if wall else ""
-        print(f"{backend:<9} {batch:>5}  {ref:<20} {a:>9.2f} {b:>9.2f} {ratio:>6.3f}  "
-              f"<= {target:.2f} {verdict}{context}")  # fmt: skip
-    return 1 if (missed and args.strict) else 0
+def _find_benchmark_app(given: str | None) -> tuple[str | None, str]:
+    import shutil
+
+    if given:
+        return (given, "") if os.access(given, os.X_OK) else (None, f"{given} is not executable")
+    found = shutil.which("benchmark_app")
+    beside = os.path.join(os.path.dirname(sys.executable), "benchmark_app")
+    if not found and os.access(beside, os.X_OK):
+        found = beside
+    return (found, "") if found else (None, "benchmark_app not found (pip install openvino)")
+
+
+def _round(
+    args: argparse.Namespace,
+    prep: dict,
+    backend: str,
+    batch: int,
+    index: int,
+    seconds: float,
+    exe: str | None,
+) -> dict:
+    """One round of one cell: bench, the reference and bench again (A/A), each in a fresh
+    process. Odd rounds run bench first, even rounds the reference first (ABBA); the A/A
+    pair alternates the same way, with the reference between its two processes."""
+    inputs = prep["inputs"][str(batch)]
+    feed = [x for name, v in inputs.items() for x in ("--input", f"{name}={v['path']}")]
+    common = ["--onnx", prep["onnx"], *feed, "--seconds", str(seconds), *_timing_flags(args)]
+    py = [sys.executable, SCRIPT]
+    where = f"({backend}, batch {batch}, round {index + 1})"
+    order = ["bench", "reference", "bench2"] if index % 2 == 0 else ["bench2", "reference", "bench"]
+    got = {}
+    for side in order:
+        print(f"  round {index + 1}/{args.rounds} {backend} batch {batch}: {LABELS[side]}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        if side != "reference":
+            cmd = [*py, "--side", "bench", "--backend", backend, *common]
+            got[side] = _run_json(cmd, f"bench side {where}", _timeout(args, seconds))
+        elif backend == "openvino":
+            got[side] = _run_benchmark_app(
+                exe, prep["onnx"], inputs, int(seconds), args.threads, f"benchmark_app {where}"
+            )
+        else:
+            cmd = [*py, "--side", "bare-ort", *common]
+            got[side] = _run_json(cmd, f"reference side {where}", _timeout(args, seconds))
+    differs = _same_settings(backend, got["bench"], got["reference"])
+    if differs:
+        raise Failure(f"{where}: {differs}")
+    bench, reference, again = (got[k]["median_us"] for k in ("bench", "reference", "bench2"))
+    return {
+        "round": index + 1,
+        "order": [LABELS[side] for side in order],
+        "bench_us": bench,
+        "reference_us": reference,
+        "ratio": bench / reference,
+        "bench_aa_us": again,
+        "aa_ratio": bench / again,
+        "processes": got,
+    }
+
+
+def _timing_flags(args: argparse.Namespace) -> list[str]:
+    flags = ["--warmup-iters", str(args.warmup_iters), "--warmup-time", str(args.warmup_time),
+             "--min-iters", str(args.min_iters)]  # fmt: skip
+    return [*flags, "--threads", str(args.threads)] if args.threads else flags
+
+
+def _timeout(args: argparse.Namespace, seconds: float) -> float:
+    return 120 + 10 * (seconds + args.warmup_time)
+
+
+def orchestrate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    skipped = {}
+    exe = None
+    if "openvino" in args.backends:
+        exe, reason = _find_benchmark_app(args.benchmark_app)
+        if exe is None:
+            skipped["openvino"] = reason
+            print(f"openvino: skipped: {reason}")
+    backends = [b for b in args.backends if b not in skipped]
+    # benchmark_app takes whole seconds: both openvino sides measure that long.
+    seconds = {b: float(max(1, round(args.seconds))) if b == "openvino" else args.seconds
+               for b in backends}  # fmt: skip
+    report: dict = {
+        "model": MODEL,
+        "precision": "fp32",
+        "method": {
+            "rounds": args.rounds,
+            "seconds": seconds,
+            "order": "ABBA: bench first in odd rounds, the reference first in even rounds",
+            "ratio": "bench / reference, paired within a round",
+            "interval": "95% t-interval on the log paired ratios, n - 1 degrees of freedom",
+            "aa": "bench / bench, two fresh processes per round, around the reference",
+            "warmup_iters": args.warmup_iters,
+            "warmup_time": args.warmup_time,
+            "min_iters": args.min_iters,
+            "threads": args.threads,
+        },
+        "skipped": skipped,
+        "results": [],
+    }
+    if not backends:
+        _write_json(args.json, report)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="fidelity-") as tmp:
+        print(f"preparing: exporting {MODEL} (opset {OPSET}) ...", file=sys.stderr, flush=True)
+        prep = _run_json(
+            [sys.executable, SCRIPT, "--side", "prepare", "--out", tmp,
+             "--batch-sizes", ",".join(map(str, args.batch_sizes))],
+            "preparation (export)", timeout=1200,
+        )  # fmt: skip
+        report["export"] = {k: prep[k] for k in ("onnx", "exporter", "opset", "sha256")}
+        report["export"]["onnx"] = os.path.basename(prep["onnx"])
+        cells = [(b, n) for n in args.batch_sizes for b in backends]
+        rounds: dict = {cell: [] for cell in cells}
+        # Rounds outermost: each cell's rounds spread over the whole run, not one slow phase.
+        for index in range(args.rounds):
+            for backend, batch in cells:
+                rounds[(backend, batch)].append(
+                    _round(args, prep, backend, batch, index, seconds[backend], exe)
+                )
+
+    failed = 0
+    for backend, batch in cells:
+        rows = rounds[(backend, batch)]
+        fidelity = ratio_summary([r["ratio"] for r in rows])
+        aa = ratio_summary([r["aa_ratio"] for r in rows])
+        target = TARGETS[backend]
+        verdict = "PASS" if fidelity["geomean"] <= target else "FAIL"
+        failed += verdict == "FAIL"
+        report["results"].append(
+            {
+                "backend": backend,
+                "batch": batch,
+                "reference": REFERENCES[backend],
+                "target": target,
+                "verdict": verdict,
+                "ratio": fidelity,
+                "aa": aa,
+                "rounds": rows,
+            }
+        )
+    _print_report(report)
+    _write_json(args.json, report)
+    return 1 if (failed and args.strict) else 0
+
+
+def _print_report(report: dict) -> None:
+    method = report["method"]
+    results = report["results"]
+    export = report.get("export", {})
+    t_source = next((r["ratio"]["t_source"] for r in results), "")
+    print(f"\nfidelity: {report['model']} {report['precision']} ({export.get('exporter')} "
+          f"opset {export.get('opset')}), {method['rounds']} rounds, seconds per measurement: "
+          f"{', '.join(f'{b} {s:g}' for b, s in method['seconds'].items())}")  # fmt: skip
+    print("method: every measurement in a fresh process; within a round bench and the "
+          "reference run back to back, order alternating (ABBA);")  # fmt: skip
+    print("        ratio = bench / reference, paired within a round; 95% CI: t-interval on the "
+          f"log ratios, n - 1 df ({t_source})")  # fmt: skip
+    print("        A/A = bench / bench, two more fresh processes per round: the method's own "
+          "resolution")  # fmt: skip
+    for result in results:
+        backend, batch = result["backend"], result["batch"]
+        first = result["rounds"][0]["processes"]
+        bench_set, ref_set = first["bench"]["settings"], first["reference"]["settings"]
+        key = "intra_op_num_threads" if backend == "ort-cpu" else "INFERENCE_NUM_THREADS"
+        print(f"\n{backend}  batch {batch}  vs {result['reference']}  (threads: bench "
+              f"{bench_set.get(key)}, reference {ref_set.get(key)})")  # fmt: skip
+        print(f"  {'round':>5}  {'order':<28} {'bench µs':>10} {'ref µs':>10} {'ratio':>7}"
+              f"   {'A/A µs':>10} {'A/A':>7}")  # fmt: skip
+        for row in result["rounds"]:
+            order = ",".join(row["order"])
+            print(f"  {row['round']:>5}  {order:<28} {row['bench_us']:>10.2f} "
+                  f"{row['reference_us']:>10.2f} {row['ratio']:>7.3f}   "
+                  f"{row['bench_aa_us']:>10.2f} {row['aa_ratio']:>7.3f}")  # fmt: skip
+        r, aa = result["ratio"], result["aa"]
+        print(f"  ratio  geomean {r['geomean']:.3f}  {_fmt_interval(r)}  min-max "
+              f"{r['min']:.3f}-{r['max']:.3f}  target <= {result['target']:.2f}  "
+              f"{result['verdict']}")  # fmt: skip
+        print(f"  A/A    geomean {aa['geomean']:.3f}  {_fmt_interval(aa)}  min-max "
+              f"{aa['min']:.3f}-{aa['max']:.3f}")  # fmt: skip
+    if results:
+        clean = all(
+            p["loaded"].get("torch") is False
+            for res in results
+            for row in res["rounds"]
+            for p in row["processes"].values()
+        )
+        count = sum(len(row["processes"]) for res in results for row in res["rounds"])
+        print(f"\ntiming processes: {count}, each fresh; torch loaded in "
+              f"{'none' if clean else 'SOME (see JSON)'} (bench and bare sides: sys.modules; "
+              "benchmark_app: its mapped libraries)")  # fmt: skip
+    for backend, reason in report["skipped"].items():
+        print(f"{backend}: skipped: {reason}")
+
+
+def _write_json(path: str | None, report: dict) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=1)
+        print(f"figures: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.side is not None:
+        sides = {"bench": side_bench, "bare-ort": side_bare_ort, "prepare": side_prepare}
+        print(json.dumps(sides[args.side](args)))
+        return 0
+    try:
+        return orchestrate(args)
+    except Failure as exc:
+        print(f"fidelity: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
