@@ -19,6 +19,12 @@ def bench(*args: str, env: dict[str, str], cwd: Path | None = None) -> subproces
     )  # fmt: skip
 
 
+def _cells(out: Path) -> list[dict]:
+    """The records of cells (not the control workload's) of a run folder."""
+    lines = (out / "results.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == "cell"]
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
     import os
@@ -45,10 +51,10 @@ def test_sweep_exits_zero_and_writes_the_four_files(sweep) -> None:
 
 def test_every_cell_has_a_record_and_ort_cuda_is_skipped_with_reason(sweep) -> None:
     _, out = sweep
-    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    records = _cells(out)
     # ort-cpu, ort-cuda, openvino: 2 opsets x 2 batches each; torch: 2 batches.
     assert len(records) == 3 * 4 + 2
-    assert all(r["schema_version"] == 2 for r in records)
+    assert all(r["schema_version"] == 3 for r in records)
     by_backend: dict[str, list[dict]] = {}
     for r in records:
         by_backend.setdefault(r["backend"], []).append(r)
@@ -57,8 +63,10 @@ def test_every_cell_has_a_record_and_ort_cuda_is_skipped_with_reason(sweep) -> N
             assert r["status"] == "ok", r.get("reason")
             assert r["parity"]["passed"]
             assert r["parity"]["outputs"][0]["argmax_agreement"] == 1.0
-            assert r["latency"]["inference"]["p50_us"] > 0
-            assert len(r["latency"]["inference"]["samples_us"]) == r["latency"]["inference"]["n"]
+            timed = r["latency"]["inference"]
+            assert timed["p50_us"] > 0 and timed["n_trials"] == 2
+            assert timed["ci95_low_us"] <= timed["center_us"] <= timed["ci95_high_us"]
+            assert len(timed["samples_us"]) == sum(t["n"] for t in timed["trials"])
     import onnxruntime
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
@@ -69,7 +77,7 @@ def test_every_cell_has_a_record_and_ort_cuda_is_skipped_with_reason(sweep) -> N
 
 def test_records_carry_requested_and_actual_opset_and_exporter(sweep) -> None:
     _, out = sweep
-    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    records = _cells(out)
     ort13 = next(r for r in records if r["backend"] == "ort-cpu" and r["opset_requested"] == 13)
     assert ort13["opset_actual"] == 13 and ort13["exporter_used"] == "torchscript"
     assert "wrote opset 18" in ort13["export"]["fallback_reason"]
@@ -92,16 +100,13 @@ def test_summary_csv_and_report_md_hold_both_tables(sweep) -> None:
     )
     assert "## Failures and skips" in report and "CUDAExecutionProvider" in report
     env = json.loads((out / "env.json").read_text())
-    assert (
-        env["versions"]["torch"]
-        and env["cpu_model"]
-        and env["command"][:3] == ["python", "-m", "bench"]
-    )
+    assert env["versions"]["torch"] and env["cpu_model"] and env["command"][:2] == ["bench", "run"]
 
 
 def test_terminal_shows_progress_and_final_table(sweep) -> None:
     proc, _ = sweep
-    assert "[1/14] simple_cnn/ort-cpu/auto-op13/b1/fp32" in proc.stdout
+    assert "[1/15] loaded simple_cnn/ort-cpu/auto-op13/b1/fp32" in proc.stdout
+    assert "trials 1-11 of 22" in proc.stdout  # ort-cuda skipped at load here
     assert "model: simple_cnn" in proc.stdout and "median µs" in proc.stdout
 
 
@@ -168,9 +173,7 @@ def test_throughput_mode_end_to_end(bench_env, tmp_path) -> None:
         "--mode", "throughput", "--out", str(out), *FAST_TIMING, env=bench_env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    records = {
-        r["backend"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())
-    }
+    records = {r["backend"]: r for r in _cells(out)}
     assert records["openvino"]["settings"]["PERFORMANCE_HINT"] == "THROUGHPUT"
     for name in ("ort-cpu", "openvino", "torch"):
         tput = records[name]["throughput"]
@@ -179,7 +182,7 @@ def test_throughput_mode_end_to_end(bench_env, tmp_path) -> None:
         assert tput["inferences_per_round"] == tput["requests"] * 4
         assert records[name]["settings"]["requests"] == str(tput["requests"])
     assert records["ort-cpu"]["throughput"]["requests"] == 2
-    assert "latency" not in records["ort-cpu"]
+    assert records["ort-cpu"]["latency"] is None
 
 
 def test_threads_and_backend_options_are_applied_and_read_back(bench_env, tmp_path) -> None:
@@ -191,9 +194,7 @@ def test_threads_and_backend_options_are_applied_and_read_back(bench_env, tmp_pa
         env=bench_env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    records = {
-        r["backend"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())
-    }
+    records = {r["backend"]: r for r in _cells(out)}
     assert records["ort-cpu"]["settings"]["intra_op_num_threads"] == "1"
     assert records["ort-cpu"]["settings"]["graph_optimization_level"] == "ORT_ENABLE_EXTENDED"
     assert records["openvino"]["settings"]["INFERENCE_NUM_THREADS"] == "1"
@@ -209,13 +210,13 @@ def test_config_file_sets_flags_and_tolerances(bench_env, tmp_path) -> None:
     config = tmp_path / "bench.toml"
     config.write_text(
         'backends = ["ort-cpu"]\nopsets = [17]\nbatch_sizes = [2]\nmin_time = 0.02\n'
-        "max_time = 0.2\ntarget_ci = 0\n[tolerances.simple_cnn]\nrtol = 0.01\natol = 0.001\n"
+        "max_time = 0.2\ntrials = 2\n[tolerances.simple_cnn]\nrtol = 0.01\natol = 0.001\n"
     )
     out = tmp_path / "cfg"
     proc = bench("run", "--config", str(config), "--atol", "simple_cnn=0.002", "--out", str(out),
                  env=bench_env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    records = _cells(out)
     assert {r["backend"] for r in records} == {"ort-cpu", "torch"}
     assert all(r["batch_size"] == 2 for r in records)
     # the file's rtol, the command line's atol (flags win over the file)
