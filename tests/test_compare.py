@@ -128,9 +128,29 @@ def test_checked_in_runs_verdicts_match_their_samples() -> None:
     assert ("config.threads", None, 1) in result.env_differences["run_one_thread"]
 
 
+def _slowed_copy(folder: Path, backend: str, factor: float) -> Path:
+    """A copy of a checked-in run in which one backend's samples take `factor` times longer."""
+    import json
+    import shutil
+
+    shutil.copytree(DATA / "v3_default_threads", folder)
+    lines = []
+    for line in (folder / "results.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        timed = (record.get("latency") or {}).get("inference")
+        if record["backend"] == backend and timed:
+            timed["samples_us"] = [v * factor for v in timed["samples_us"]]
+            for trial in timed["trials"]:
+                trial["median_us"] *= factor
+        lines.append(json.dumps(record))
+    (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
 def test_compare_cli_gate(tmp_path, bench_env) -> None:
+    slowed = _slowed_copy(tmp_path / "slowed", "torch", 3.0)
     args = [sys.executable, "-m", "bench", "compare", str(DATA / "v3_default_threads"),
-            str(DATA / "v3_one_thread"), "--out", str(tmp_path)]  # fmt: skip
+            str(slowed), "--out", str(tmp_path / "cmp"), "--normalize", "none"]  # fmt: skip
     strict = subprocess.run(
         [*args, "--fail-on-regression", "10"], capture_output=True, text=True, env=bench_env
     )
@@ -140,8 +160,8 @@ def test_compare_cli_gate(tmp_path, bench_env) -> None:
         [*args, "--fail-on-regression", "1000"], capture_output=True, text=True, env=bench_env
     )
     assert lenient.returncode == 0 and "regression gate passed" in lenient.stdout
-    assert (tmp_path / "compare.md").read_text().startswith("# bench compare")
-    assert "Plotly.newPlot" in (tmp_path / "compare.html").read_text()
+    assert (tmp_path / "cmp" / "compare.md").read_text().startswith("# bench compare")
+    assert "Plotly.newPlot" in (tmp_path / "cmp" / "compare.html").read_text()
 
 
 def test_compare_reads_an_older_schema_next_to_a_newer_one() -> None:
