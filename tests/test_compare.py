@@ -148,14 +148,14 @@ def _slowed_copy(folder: Path, backend: str, factor: float) -> Path:
 
 
 def test_compare_cli_gate(tmp_path, bench_env) -> None:
-    slowed = _slowed_copy(tmp_path / "slowed", "torch", 3.0)
+    slowed = _slowed_copy(tmp_path / "slowed", "ort-cpu", 3.0)
     args = [sys.executable, "-m", "bench", "compare", str(DATA / "v3_default_threads"),
             str(slowed), "--out", str(tmp_path / "cmp"), "--normalize", "none"]  # fmt: skip
     strict = subprocess.run(
         [*args, "--fail-on-regression", "10"], capture_output=True, text=True, env=bench_env
     )
     assert strict.returncode == 1
-    assert "regression gate FAILED" in strict.stderr and "torch" in strict.stderr
+    assert "regression gate FAILED" in strict.stderr and "ort-cpu" in strict.stderr
     lenient = subprocess.run(
         [*args, "--fail-on-regression", "1000"], capture_output=True, text=True, env=bench_env
     )
