@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import os
@@ -14,8 +15,10 @@ import pytest
 
 from bench.errors import BenchError
 from bench.report import write_reports
-from bench.report.html import html_report
-from bench.report.tables import headline_rows, markdown_report, summary_frame
+from bench.report.frame import summary_frame
+from bench.report.html_report import html_report
+from bench.report.markdown import markdown_report
+from bench.report.tables import headline_rows
 from bench.results import read_json, read_records
 
 DATA = Path(__file__).parent / "data"
@@ -135,3 +138,39 @@ def test_png_charts_through_kaleido(records, env, tmp_path) -> None:
     assert len(pngs) == 6
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+REPORT = Path(__file__).resolve().parent.parent / "bench" / "report"
+# What each module of bench.report may import from bench.report: layers, no cycles.
+ALLOWED_IMPORTS = {
+    "format": set(),
+    "frame": {"format"},
+    "tables": {"format", "frame"},
+    "charts": {"format"},
+    "html": {"format"},
+    "compare_report": {"format", "html"},
+    "markdown": {"format", "frame", "tables"},
+    "html_report": {"format", "frame", "tables", "charts", "html"},
+    "writer": {"frame", "charts", "markdown", "html_report"},
+    "__init__": {"frame", "tables", "writer"},
+}
+
+
+def _report_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        found |= {n.split(".")[2] for n in names if n.startswith("bench.report.")}
+    return found
+
+
+def test_report_modules_import_downward_only_and_stay_small() -> None:
+    modules = {p.stem: p for p in REPORT.glob("*.py")}
+    assert set(modules) <= set(ALLOWED_IMPORTS), set(modules) - set(ALLOWED_IMPORTS)
+    for name, path in modules.items():
+        assert _report_imports(path) <= ALLOWED_IMPORTS[name], name
+        assert len(path.read_text().splitlines()) <= 300, name

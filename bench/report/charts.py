@@ -14,15 +14,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from bench.errors import BenchError
-from bench.report.tables import export_label
+from bench.report.format import export_label, plain
 
 FAIL_COLOR = "#d62728"
 MAX_BOX_POINTS = 1000
-
-
-def plain(text: object) -> str:
-    """A label plotly shows as literal text: its pseudo-HTML (<a>, <b>, ...) is neutralised."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _series(frame: pd.DataFrame) -> pd.DataFrame:

@@ -7,9 +7,8 @@ from typing import Any
 import plotly.graph_objects as go
 
 from bench.compare import Comparison, cell_label
-from bench.report.charts import plain
+from bench.report.format import md_escape, md_table, plain
 from bench.report.html import html_table, page
-from bench.report.tables import md_escape, md_table
 
 HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "ratio 95% CI", "p", "verdict",
            "comparable", "parity drift"]  # fmt: skip
