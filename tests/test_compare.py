@@ -96,6 +96,9 @@ def test_compare_cli_gate(tmp_path, bench_env) -> None:
     )
     assert lenient.returncode == 0 and "regression gate passed" in lenient.stdout
     assert (tmp_path / "compare.md").read_text().startswith("# bench compare")
+    assert (
+        "| simple_cnn · ort-cpu · auto op17 · b1 · fp32 |" in (tmp_path / "compare.md").read_text()
+    )
     assert "Plotly.newPlot" in (tmp_path / "compare.html").read_text()
 
 

@@ -57,6 +57,33 @@ def test_failed_parity_never_wins_the_headline(records) -> None:
     assert "❌ PARITY FAIL" in md
 
 
+def test_one_cell_label_everywhere(records) -> None:
+    from bench.report.charts import distribution_chart, latency_chart
+    from bench.report.compare_report import key_label
+    from bench.report.format import cell_label, export_label
+
+    ort = copy.deepcopy(next(r for r in records if r["backend"] == "ort-cpu"))
+    ort.update(exporter="auto", exporter_used="torchscript", opset_requested=13, opset_actual=13)
+    assert export_label(ort) == "torchscript op13"
+    assert cell_label(ort) == "simple_cnn · ort-cpu · torchscript op13 · b1 · fp32"
+    assert export_label({**ort, "exporter_used": "dynamo", "opset_actual": 18}) == (
+        "dynamo op18 (asked op13)"
+    )
+    # the export object alone is enough (records written before the top-level copies)
+    bare = {k: v for k, v in ort.items() if k not in ("exporter_used", "opset_actual")}
+    bare["export"] = {**ort["export"], "exporter_used": "torchscript", "opset_actual": 13}
+    assert export_label(bare) == "torchscript op13"
+    assert export_label(next(r for r in records if r["backend"] == "torch")) == "eager"
+    assert key_label(("m", "ort-cpu", "auto", 17, 8, (("seq", 64),), "fp32", "latency")) == (
+        "m · ort-cpu · auto op17 · b8 seq=64 · fp32"
+    )
+    md = markdown_report([ort], {})
+    assert "torchscript op13" in md and "auto op13" not in md and "auto-op13" not in md
+    assert [t.name for t in distribution_chart([ort]).data] == [cell_label(ort)]
+    (trace,) = latency_chart(summary_frame([ort])).data
+    assert trace.name == "ort-cpu · torchscript op13 · fp32"
+
+
 def test_html_escapes_every_string(records, env) -> None:
     evil = copy.deepcopy(records)
     for r in evil:

@@ -14,24 +14,19 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from bench.errors import BenchError
-from bench.report.format import export_label, plain
+from bench.report.format import cell_label, plain
 
 FAIL_COLOR = "#d62728"
 MAX_BOX_POINTS = 1000
 
 
 def _series(frame: pd.DataFrame) -> pd.DataFrame:
+    """`series`: the cell label without the batch size (the x axis), and without the model
+    when the run has one."""
     frame = frame.copy()
-    frame["export_label"] = [export_label(r) for _, r in frame.iterrows()]
     many_models = frame["model"].nunique() > 1
     frame["series"] = [
-        plain(
-            (f"{r['model']} · " if many_models else "")
-            + f"{r['backend']} · {r['export_label']}"
-            + (f" · {r['dims']}" if r.get("dims") else "")
-            + (f" · {r['precision']}" if r["precision"] != "fp32" else "")
-        )
-        for _, r in frame.iterrows()
+        plain(cell_label(r, model=many_models, batch=False)) for _, r in frame.iterrows()
     ]
     return frame
 
@@ -171,7 +166,7 @@ def distribution_chart(records: Sequence[dict[str, Any]]) -> go.Figure:
         if samples.size > MAX_BOX_POINTS:  # keep the file small; quartiles barely move
             samples = np.sort(rng.choice(samples, MAX_BOX_POINTS, replace=False))
         failed = record["status"] == "parity_failed"
-        label = plain(record["cell_id"].replace("/", " · ")) + (" ⚠ PARITY FAIL" if failed else "")
+        label = plain(cell_label(record)) + (" ⚠ PARITY FAIL" if failed else "")
         fig.add_trace(
             go.Box(
                 y=samples, name=label, boxpoints=False, marker_color=FAIL_COLOR if failed else None
