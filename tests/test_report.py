@@ -171,9 +171,10 @@ REPORT = Path(__file__).resolve().parent.parent / "bench" / "report"
 # What each module of bench.report may import from bench.report: layers, no cycles.
 ALLOWED_IMPORTS = {
     "format": set(),
-    "frame": {"format"},
-    "tables": {"format", "frame"},
-    "charts": {"format"},
+    "fields": {"format"},
+    "frame": {"format", "fields"},
+    "tables": {"format", "fields", "frame"},
+    "charts": {"format", "fields"},
     "html": {"format"},
     "compare_report": {"format", "html"},
     "markdown": {"format", "frame", "tables"},
@@ -187,7 +188,9 @@ def _report_imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
-        if isinstance(node, ast.ImportFrom) and node.module:
+        if isinstance(node, ast.ImportFrom) and node.module == "bench.report":
+            names = [f"bench.report.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -201,3 +204,16 @@ def test_report_modules_import_downward_only_and_stay_small() -> None:
     for name, path in modules.items():
         assert _report_imports(path) <= ALLOWED_IMPORTS[name], name
         assert len(path.read_text().splitlines()) <= 300, name
+
+
+def test_timing_fields_fall_back_to_older_records(records) -> None:
+    from bench.report import fields
+
+    ort = records[0]
+    block = ort["latency"]["inference"]
+    assert fields.center_us(block) == block["p50_us"]
+    assert fields.interval_scope(block) == "loop"  # one loop's interval, before trials
+    newer = {**block, "center_us": 11.0, "interval_scope": "trials", "n_trials": 5}
+    assert fields.center_us(newer) == 11.0 and fields.interval_scope(newer) == "trials"
+    frame = summary_frame([ort, {**ort, "kind": "control", "model": "control"}])
+    assert list(frame["model"]) == ["simple_cnn"]  # a control record is not a cell

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from bench.errors import BenchError
+from bench.report import fields
 from bench.report.format import cell_label, plain
 
 FAIL_COLOR = "#d62728"
@@ -38,12 +39,12 @@ def _speed_chart(frame: pd.DataFrame, column: str, title: str, y_title: str) -> 
         group = group.sort_values("batch_size")
         failed = group["status"] == "parity_failed"
         error = None
-        if column == "p50_us":
+        if column == "center_us":
             error = dict(
                 type="data",
                 symmetric=False,
-                array=(group["ci95_high_us"] - group["p50_us"]).fillna(0),
-                arrayminus=(group["p50_us"] - group["ci95_low_us"]).fillna(0),
+                array=(group["ci95_high_us"] - group["center_us"]).fillna(0),
+                arrayminus=(group["center_us"] - group["ci95_low_us"]).fillna(0),
             )
         fig.add_trace(
             go.Scatter(
@@ -74,7 +75,7 @@ def _speed_chart(frame: pd.DataFrame, column: str, title: str, y_title: str) -> 
 
 def latency_chart(frame: pd.DataFrame) -> go.Figure:
     """Median latency against batch size per backend, with the 95% CI of the median."""
-    return _speed_chart(frame, "p50_us", "Latency (median, 95% CI; hover: p90/p99)", "µs")
+    return _speed_chart(frame, "center_us", "Latency (median, 95% interval; hover: p90/p99)", "µs")
 
 
 def throughput_chart(frame: pd.DataFrame) -> go.Figure:
@@ -158,8 +159,8 @@ def distribution_chart(records: Sequence[dict[str, Any]]) -> go.Figure:
     """Box plots of the raw inference samples of every measured cell."""
     fig = go.Figure()
     rng = np.random.default_rng(0)
-    for record in records:
-        timed = (record.get("latency") or {}).get("inference") or record.get("throughput")
+    for record in fields.cell_records(records):
+        timed = fields.timed_block(record)
         if not timed or not timed.get("samples_us"):
             continue
         samples = np.asarray(timed["samples_us"])

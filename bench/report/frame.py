@@ -1,4 +1,7 @@
-"""summary_frame: one row per cell, the table every report is built from."""
+"""summary_frame: one row per cell, the table every report is built from.
+
+Control records (`kind: "control"`) are not cells: they never appear here.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.config import BASELINE_BACKEND
+from bench.report import fields
+from bench.report.format import dims_text, missing
 
 KEY_COLUMNS = [
     "model",
@@ -43,20 +47,62 @@ def _worst_parity(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _timing(block: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    block = block or {}
+    interval = fields.interval_us(block)
+    return {
+        f"{prefix}center_us": fields.center_us(block),
+        f"{prefix}ci95_low_us": interval[0] if interval else None,
+        f"{prefix}ci95_high_us": interval[1] if interval else None,
+        f"{prefix}interval_scope": fields.interval_scope(block),
+    }
+
+
+def _same_graph_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    """ "same graph as op17" for cells whose ONNX graph (hash ignoring the opset) equals that
+    of another cell of the same model, backend, batch, dims, precision and mode."""
+
+    def opset(r: dict[str, Any]) -> Any:
+        return (
+            r.get("opset_actual")
+            if not missing(r.get("opset_actual"))
+            else r.get("opset_requested")
+        )
+
+    def group(r: dict[str, Any]) -> tuple:
+        return (r["model"], r["backend"], r["batch_size"], dims_text(r.get("dims")),
+                r["precision"], r.get("mode", "latency"), fields.graph_sha(r))  # fmt: skip
+
+    notes = []
+    for record in records:
+        twins = sorted(
+            {int(opset(o)) for o in records
+             if fields.graph_sha(record) and group(o) == group(record)
+             and not missing(opset(o)) and opset(o) != opset(record)}
+        )  # fmt: skip
+        notes.append("same graph as " + ", ".join(f"op{o}" for o in twins) if twins else "")
+    return notes
+
+
 def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per cell: keys, status, latency statistics, parity, speedup over torch."""
+    cells = fields.cell_records(records)
+    base = fields.baselines(cells)
     rows = []
-    for record in records:
-        latency = (record.get("latency") or {}).get("inference") or {}
+    for record, same_graph in zip(cells, _same_graph_notes(cells), strict=True):
+        latency = fields.timed_block(record) or {}
         tput = record.get("throughput") or {}
-        e2e = (record.get("latency") or {}).get("end_to_end") or {}
         settings = record.get("settings") or {}
+        speedup, speedup_contended = fields.speedup(record, base)
         rows.append(
             {
                 **{key: record.get(key) for key in KEY_COLUMNS},
-                "dims": " ".join(f"{k}={v}" for k, v in sorted((record.get("dims") or {}).items())),
+                "dims": dims_text(record.get("dims")),
                 "exporter_used": record.get("exporter_used"),
                 "status": record["status"],
+                **_timing(latency),
+                "n_trials": latency.get("n_trials"),
+                "contended_trials": fields.contended_trials(record),
                 "p50_us": latency.get("p50_us"),
                 "mean_us": latency.get("mean_us"),
                 "std_us": latency.get("std_us"),
@@ -65,42 +111,32 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "p95_us": latency.get("p95_us"),
                 "p99_us": latency.get("p99_us"),
                 "max_us": latency.get("max_us"),
-                "ci95_low_us": latency.get("ci95_low_us"),
-                "ci95_high_us": latency.get("ci95_high_us"),
                 "n_samples": latency.get("n"),
                 "stop_reason": latency.get("stop_reason"),
                 "mode": record.get("mode", "latency"),
                 "requests": tput.get("requests"),
-                "throughput_items_per_s": tput.get("items_per_s_wall")
-                or latency.get("throughput_items_per_s"),
-                "e2e_p50_us": e2e.get("p50_us"),
+                "throughput_items_per_s": fields.items_per_s(record),
+                **_timing(fields.timed_block(record, "end_to_end"), "e2e_"),
+                "e2e_p50_us": ((record.get("latency") or {}).get("end_to_end") or {}).get("p50_us"),
                 "load_s": (record.get("cold_start") or {}).get("load_s"),
                 "export_s": (record.get("export") or {}).get("export_s"),
                 "export_cached": (record.get("export") or {}).get("cached"),
+                "graph_sha256": fields.graph_sha(record),
+                "same_graph": same_graph,
                 "first_run_ms": (record.get("cold_start") or {}).get("first_run_ms"),
                 "peak_rss_mb": (record.get("memory") or {}).get("peak_rss_mb"),
                 "effective_precision": settings.get("precision"),
                 **_worst_parity(record),
+                "contended": fields.contended(record),
                 "warnings": "; ".join(record.get("warnings") or []),
                 "reason": (record.get("reason") or "").splitlines()[0]
                 if record.get("reason")
                 else "",
+                # items/s over the torch baseline's at the same model, batch, dims, precision
+                # (in latency mode the ratio of centers); flagged when either side was
+                # measured while other processes held the CPU
+                "speedup_vs_torch": speedup,
+                "speedup_contended": speedup_contended,
             }
         )
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    # Speedup = items/s over the torch baseline's items/s at the same model, batch, precision
-    # (in latency mode that is the ratio of medians).
-    baseline = frame[(frame["backend"] == BASELINE_BACKEND) & (frame["status"] == "ok")]
-    keys = ["model", "batch_size", "dims", "precision"]
-    base_rate = baseline.set_index(keys)["throughput_items_per_s"].to_dict()
-    frame["speedup_vs_torch"] = [
-        (v / base_rate[k]) if v and base_rate.get(k) else None
-        for k, v in zip(
-            zip(*(frame[c] for c in keys), strict=True),
-            frame["throughput_items_per_s"],
-            strict=True,
-        )
-    ]
-    return frame
+    return pd.DataFrame(rows)

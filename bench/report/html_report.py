@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.report.charts import run_charts
-from bench.report.format import esc
+from bench.report.format import esc, fmt
 from bench.report.frame import summary_frame
 from bench.report.html import html_table, page
 from bench.report.tables import accuracy_rows, headline_rows, latency_rows, problem_rows
@@ -70,7 +70,7 @@ def html_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
                         f"{h['batch_size']} {h['dims']}".strip(),
                         h["precision"],
                         f"{h['backend']} ({h['export']})",
-                        f"{h['p50_us']:.1f}" if h["p50_us"] == h["p50_us"] and h["p50_us"] else "–",
+                        fmt(h["center_us"]),
                         f"{h['items_per_s']:.0f}",
                         f"{h['speedup_vs_torch']:.2f}×" if h["speedup_vs_torch"] else "–",
                         h["faster_but_wrong"] or "–",

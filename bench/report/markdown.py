@@ -32,7 +32,7 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
                 ["model", "batch", "precision", "fastest passing", "median µs", "items/s",
                  "vs torch", "faster but failed parity"],
                 [[h["model"], f"{h['batch_size']} {h['dims']}".strip(), h["precision"], f"{h['backend']} ({h['export']})",
-                  fmt(h["p50_us"]), fmt(h["items_per_s"], ".0f"),
+                  fmt(h["center_us"]), fmt(h["items_per_s"], ".0f"),
                   f"{h['speedup_vs_torch']:.2f}×" if h["speedup_vs_torch"] else "–",
                   h["faster_but_wrong"] or "–"] for h in headline],
             )
