@@ -173,6 +173,7 @@ ALLOWED_IMPORTS = {
     "format": set(),
     "fields": {"format"},
     "frame": {"format", "fields"},
+    "ranking": {"format", "fields"},
     "tables": {"format", "fields", "frame"},
     "charts": {"format", "fields"},
     "html": {"format"},
@@ -217,3 +218,85 @@ def test_timing_fields_fall_back_to_older_records(records) -> None:
     assert fields.center_us(newer) == 11.0 and fields.interval_scope(newer) == "trials"
     frame = summary_frame([ort, {**ort, "kind": "control", "model": "control"}])
     assert list(frame["model"]) == ["simple_cnn"]  # a control record is not a cell
+
+
+def _cell(backend: str, center: float, low: float, high: float, **kw) -> dict:
+    """A synthetic record in the trial-based layout (center_us, interval_scope, trials)."""
+    torch = backend == "torch"
+    opset, status = kw.get("opset", 17), kw.get("status", "ok")
+    scope = kw.get("scope", "trials")
+    trials = [{"index": i, "start_s": float(i), "n": 50, "median_us": center * (1 + 0.01 * i),
+               "other_cpu_fraction": 0.0, "contended": False} for i in range(5)]  # fmt: skip
+    return {
+        "schema_version": 2, "kind": kw.get("kind", "cell"), "model": kw.get("model", "m"),
+        "backend": backend, "exporter": None if torch else "auto",
+        "exporter_used": None if torch else kw.get("exporter_used", "dynamo"),
+        "opset_requested": None if torch else opset, "opset_actual": None if torch else opset,
+        "batch_size": kw.get("batch", 1), "precision": "fp32", "dims": {}, "mode": "latency",
+        "status": status, "reason": kw.get("reason"),
+        "export": None if torch else {"graph_sha256": kw.get("sha"), "sha256": f"{backend}{opset}"},
+        "latency": {"inference": {
+            "center_us": center, "p50_us": center * 1.01, "ci95_low_us": low, "ci95_high_us": high,
+            "p90_us": high, "p99_us": high * 1.2, "n": 250, "interval_scope": scope,
+            "n_trials": 5 if scope == "trials" else 1, "trials": trials if scope == "trials" else [],
+            "contended_trials": kw.get("contended_trials", 0)}},
+        "parity": {"passed": status == "ok", "rtol": 1e-3, "atol": 1e-5,
+                   "outputs": [{"max_abs_err": 1e-6 if status == "ok" else 0.5, "tol_ratio": 0.1}]},
+        "warnings": kw.get("warnings", []),
+    }  # fmt: skip
+
+
+def test_ranking_overlapping_intervals_are_tied() -> None:
+    from bench.report.ranking import rank
+
+    (r,) = rank([_cell("ort-cpu", 11, 10, 12), _cell("openvino", 12, 11, 13),
+                 _cell("torch", 41, 40, 42)])  # fmt: skip
+    assert r.fastest is None
+    assert [c.backend for c in r.tied] == ["ort-cpu", "openvino"]
+    assert r.could_differ == pytest.approx(13 / 10 - 1)  # openvino's high over ort's low
+    assert r.contenders[0].speedup_vs_torch == pytest.approx(41 / 11)
+
+
+def test_ranking_disjoint_intervals_name_the_fastest() -> None:
+    from bench.report.ranking import rank
+
+    (r,) = rank([_cell("ort-cpu", 10.5, 10, 11), _cell("openvino", 12.5, 12, 13)])
+    assert r.fastest is not None and r.fastest.backend == "ort-cpu"
+    assert r.tied == () and r.could_differ is None
+
+
+def test_ranking_compares_each_backends_best_cell() -> None:
+    from bench.report.ranking import rank
+
+    slow = _cell("ort-cpu", 30, 29, 31, opset=13, exporter_used="torchscript", sha="a")
+    fast = _cell("ort-cpu", 10.5, 10, 11, sha="b")
+    (r,) = rank([slow, fast, _cell("openvino", 20, 19, 21)])
+    assert r.fastest.backend == "ort-cpu" and r.fastest.exports == ("dynamo op17",)
+
+
+def test_ranking_never_crowns_a_failed_parity_cell() -> None:
+    from bench.report.ranking import rank
+
+    wrong = _cell("openvino", 5, 4.9, 5.1, status="parity_failed")
+    (r,) = rank([_cell("ort-cpu", 10.5, 10, 11), wrong, _cell("torch", 41, 40, 42)])
+    assert r.fastest.backend == "ort-cpu"
+    assert "openvino" not in [c.backend for c in r.contenders]
+    assert r.faster_but_wrong == ("openvino",)
+    (alone,) = rank([wrong])
+    assert alone.fastest is None and alone.tied == () and alone.faster_but_wrong == ("openvino",)
+
+
+def test_ranking_keeps_identical_graphs_across_opsets_together() -> None:
+    from bench.report.ranking import rank
+
+    op13 = _cell("ort-cpu", 10, 9.9, 10.1, opset=13, sha="same")
+    op17 = _cell("ort-cpu", 12, 11.9, 12.1, opset=17, sha="same")
+    # openvino is clear of op13's interval alone, but not of the graph's two measurements
+    (r,) = rank([op13, op17, _cell("openvino", 11.5, 11.4, 11.6)])
+    ort = next(c for c in r.contenders if c.backend == "ort-cpu")
+    assert ort.exports == ("dynamo op13", "dynamo op17")
+    assert ort.export == "dynamo op13 = op17 (same graph)"
+    assert (ort.low_us, ort.high_us) == (9.9, 12.1)
+    assert r.fastest is None and {c.backend for c in r.tied} == {"ort-cpu", "openvino"}
+    (solo,) = rank([op13, op17])
+    assert len(solo.contenders) == 1 and solo.fastest.exports == ("dynamo op13", "dynamo op17")

@@ -92,6 +92,12 @@ def items_per_s(record: Record) -> float | None:
     return None if missing(rate) else float(rate)
 
 
+def items_per_unit(record: Record) -> int:
+    """Items one timed unit processes: the batch, times a throughput round's inferences."""
+    block = timed_block(record) or {}
+    return int(record["batch_size"]) * int(block.get("inferences_per_round") or 1)
+
+
 def per_item_us(record: Record) -> tuple[float, float | None, float | None] | None:
     """(center, low, high) per item: a latency scaled by the items one timed unit processes
     (batch size, times the inferences of a throughput-mode round), so cells rank by it."""
@@ -99,7 +105,7 @@ def per_item_us(record: Record) -> tuple[float, float | None, float | None] | No
     center = center_us(block)
     if center is None:
         return None
-    items = record["batch_size"] * int(block.get("inferences_per_round") or 1)
+    items = items_per_unit(record)
     interval = interval_us(block)
     low, high = (interval[0] / items, interval[1] / items) if interval else (None, None)
     return center / items, low, high
