@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import html
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from bench.report import write_reports
 from bench.report.frame import summary_frame
 from bench.report.html_report import html_report
 from bench.report.markdown import markdown_report
-from bench.report.tables import headline_rows
+from bench.report.ranking import rank
 from bench.results import read_json, read_records
 
 DATA = Path(__file__).parent / "data"
@@ -37,24 +38,29 @@ def env() -> dict:
 
 def test_markdown_report_sections(records, env) -> None:
     md = markdown_report(records, env)
-    for heading in ("## Headline: fastest backend that passed parity", "## Latency",
-                    "## Accuracy against the reference (torch eager fp32)", "## Environment", "## Reproduce"):  # fmt: skip
-        assert heading in md
-    assert "parity: 6 of 6 measured cells pass" in md
-    assert "python -m bench run" in md
+    short, details = md.split("<details>")
+    for heading in ("## Headline: fastest backend that passed parity", "## Latency"):
+        assert heading in short
+    for heading in ("## Latency, all statistics", "## Accuracy against the reference (torch eager fp32)",
+                    "## Stability warnings", "## Environment", "## Reproduce"):  # fmt: skip
+        assert heading in details and heading not in short
+    assert details.rstrip().endswith("</details>")
+    assert "parity: 6 of 6 measured cells pass" in short
+    assert "python -m bench run" in details
+    # these runs measured one loop per cell: every interval says so
+    assert "[12.1–12.1]¹" in short and "¹ one trial only" in short
 
 
 def test_failed_parity_never_wins_the_headline(records) -> None:
     bad = copy.deepcopy(records)
     ort = next(r for r in bad if r["backend"] == "ort-cpu" and r["batch_size"] == 1)
     ort["status"] = "parity_failed"
-    ort["latency"]["inference"]["throughput_items_per_s"] = 1e12  # absurdly fast, and wrong
-    frame = summary_frame(bad)
-    row = next(h for h in headline_rows(frame) if h["batch_size"] == 1)
-    assert row["backend"] != "ort-cpu"
-    assert row["faster_but_wrong"] == "ort-cpu"
+    ort["latency"]["inference"]["p50_us"] = 1e-3  # absurdly fast, and wrong
+    row = next(r for r in rank(bad) if r.batch_size == 1)
+    assert row.fastest is not None and row.fastest.backend != "ort-cpu"
+    assert row.faster_but_wrong == ("ort-cpu",)
     md = markdown_report(bad, {})
-    assert "❌ PARITY FAIL" in md
+    assert "❌ FAIL" in md and "faster but failed parity" in md
 
 
 def test_one_cell_label_everywhere(records) -> None:
@@ -174,14 +180,16 @@ ALLOWED_IMPORTS = {
     "fields": {"format"},
     "frame": {"format", "fields"},
     "ranking": {"format", "fields"},
-    "tables": {"format", "fields", "frame"},
+    "tables": {"format"},
     "charts": {"format", "fields"},
     "html": {"format"},
     "compare_report": {"format", "html"},
-    "markdown": {"format", "frame", "tables"},
-    "html_report": {"format", "frame", "tables", "charts", "html"},
+    "notes": {"format", "ranking", "tables"},
+    "markdown": {"format", "fields", "frame", "ranking", "tables", "notes"},
+    "html_report": {"format", "fields", "frame", "ranking", "tables", "charts", "html", "notes"},
+    "terminal": {"format", "fields", "frame", "tables", "notes"},
     "writer": {"frame", "charts", "markdown", "html_report"},
-    "__init__": {"frame", "tables", "writer"},
+    "__init__": {"frame", "terminal", "writer"},
 }
 
 
@@ -300,3 +308,117 @@ def test_ranking_keeps_identical_graphs_across_opsets_together() -> None:
     assert r.fastest is None and {c.backend for c in r.tied} == {"ort-cpu", "openvino"}
     (solo,) = rank([op13, op17])
     assert len(solo.contenders) == 1 and solo.fastest.exports == ("dynamo op13", "dynamo op17")
+
+
+CUDA_SKIP = "CUDAExecutionProvider is not available (install: pip install -e '.[gpu]')"
+
+
+def _sweep() -> list[dict]:
+    """A one-model sweep as the default run makes it: ort-cpu, openvino (opsets 13, 17, 18),
+    torch, ort-cuda skipped, at batch 1, 8, 32 (21 measured cells), plus a control record.
+    ort-cpu's opset 17 and 18 files hold the same graph; openvino at batch 8 ran contended."""
+    base = {1: 50.0, 8: 210.0, 32: 700.0}
+    speed = {"ort-cpu": {1: 4.8, 8: 9.0, 32: 13.0}, "openvino": {1: 2.2, 8: 8.6, 32: 10.0}}
+    records = []
+    for backend in ("ort-cpu", "ort-cuda", "openvino"):
+        for opset in (13, 17, 18):
+            for batch in (1, 8, 32):
+                center = base[batch] / speed.get(backend, speed["ort-cpu"])[batch]
+                center *= 1 + 0.004 * opset % 3
+                kw = dict(opset=opset, batch=batch, sha=f"{backend}-{min(opset, 17)}",
+                          exporter_used="torchscript" if opset == 13 else "dynamo")  # fmt: skip
+                if backend == "openvino" and batch == 8:
+                    kw.update(contended_trials=2, warnings=[
+                        "other processes used 45% of the CPU in 2 of 5 trials"])  # fmt: skip
+                cell = _cell(backend, center, center * 0.97, center * 1.03, **kw)
+                if backend == "ort-cuda":
+                    cell.update(status="skipped", reason=CUDA_SKIP, latency=None, parity=None)
+                records.append(cell)
+    for batch in (1, 8, 32):
+        records.append(_cell("torch", base[batch], base[batch] * 0.98, base[batch] * 1.02,
+                             batch=batch))  # fmt: skip
+    control = _cell("control", 1000.0, 990.0, 1012.0, kind="control", model="control")
+    return [*records, control]
+
+
+def test_skipped_cells_collapse_to_one_line_per_backend_and_reason(tmp_path) -> None:
+    from bench.report import terminal_table
+
+    sweep = _sweep()
+    line = f"ort-cuda: 9 cells skipped — {CUDA_SKIP}"
+    md = markdown_report(sweep, {})
+    page = html_report(sweep, {})
+    terminal = terminal_table(sweep)
+    assert md.count(line) == 1 and terminal.count(line) == 1
+    assert page.count(html.escape(line, quote=True)) == 1
+    assert "| ort-cuda |" not in md and "ort-cuda  " not in terminal
+    assert "<td>ort-cuda</td>" not in page
+    other = copy.deepcopy(sweep[9])  # a second reason makes a second line
+    other.update(batch_size=64, reason="no GPU memory")
+    assert "ort-cuda: 1 cell skipped — no GPU memory" in markdown_report([*sweep, other], {})
+
+
+def test_release_notes_fit_one_screen() -> None:
+    md = markdown_report(_sweep(), {"command": ["python", "-m", "bench", "run"]})
+    short = md.split("<details>")[0].splitlines()
+    assert len(short) <= 50, "\n".join(short)
+    latency = short[short.index("## Latency") + 2 :]
+    rows = [r for r in latency[2:] if r.startswith("| m |")]
+    assert len(rows) == 21  # one compact row per measured cell
+    assert latency[0] == (
+        "| model | backend | export | batch | median µs [95%] | items/s | vs torch | parity |"
+    )
+    assert "| m | torch | eager | 1 | 50.0 [49.0–51.0] | 20000 | 1.00× | ✅ pass |" in rows
+    assert "¹" not in "\n".join(short)  # intervals between trials need no footnote
+    assert "## Accuracy against the reference" in md.split("<details>")[1]
+
+
+def test_headline_admits_ties_and_flags_contention() -> None:
+    md = markdown_report(_sweep(), {})
+    page = html_report(_sweep(), {})
+    headline = md.split("## Headline")[1].split("## Latency")[0]
+    b1, b8, b32 = (line for line in headline.splitlines() if line.startswith("| m |"))
+    assert "| ort-cpu (torchscript op13) |" in b1 and "tied" not in b1
+    assert "tied: ort-cpu (torchscript op13) and openvino (torchscript op13)" in b8
+    assert "could differ by up to 11%" in b8
+    assert b8.endswith("| 8.56× / 8.17× ⚠ contended |")  # openvino ran on a busy CPU
+    assert "⚠ contended" not in b1 + b32
+    assert "⚠ contended: measured while other processes held" in headline
+    assert "8.56× / 8.17× ⚠ contended" in page
+
+
+def test_html_shows_warnings_and_marks_the_cells() -> None:
+    page = html_report(_sweep(), {})
+    warnings = page[page.index("<h2 id='warnings'>") : page.index("<h2>Latency</h2>")]
+    assert "3 cell(s) ran while other processes held the CPU" in warnings
+    assert "m · openvino · torchscript op13 · b8 · fp32: other processes used 45%" in warnings
+    latency = page[page.index("<h2>Latency</h2>") : page.index("<h2>Accuracy")]
+    assert latency.count('<tr class="warn">') == 3
+    assert latency.count("<td>⚠ CPU contended</td>") == 3
+
+
+def test_control_record_is_only_an_environment_line(tmp_path) -> None:
+    from bench.report import terminal_table
+    from bench.report.charts import run_charts
+
+    sweep = _sweep()
+    line = "control workload: center 1000.0 µs [990.0–1012.0], spread between trials 4.0%"
+    md = markdown_report(sweep, {})
+    assert md.count(line) == 1 and md.index(line) > md.index("## Environment")
+    page = html_report(sweep, {})
+    assert page.count(line) == 1 and page.index(line) > page.index("<h2>Environment</h2>")
+    assert "control" not in md.replace(line, "") and "control" not in terminal_table(sweep).replace(
+        line, ""
+    )
+    assert all(r.model != "control" for r in rank(sweep))
+    names = [t.name or "" for fig in run_charts(summary_frame(sweep), sweep) for t in fig.data]
+    assert names and not any("control" in n for n in names)
+
+
+def test_same_graph_across_opsets_is_noted() -> None:
+    md = markdown_report(_sweep(), {})
+    assert "| m | ort-cpu | dynamo op17 (same graph as op18) | 1 |" in md
+    assert "| m | ort-cpu | torchscript op13 | 1 |" in md  # another graph: no note
+    frame = summary_frame(_sweep())
+    notes = frame.set_index(["backend", "opset_requested", "batch_size"])["same_graph"]
+    assert notes[("openvino", 18, 32)] == "same graph as op17"

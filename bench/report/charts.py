@@ -118,8 +118,9 @@ def speedup_chart(frame: pd.DataFrame) -> go.Figure:
 
 
 def parity_heatmap(frame: pd.DataFrame) -> go.Figure:
-    """Error relative to tolerance per (backend, export) × batch; statuses written in cells."""
-    frame = _series(frame)
+    """Error relative to tolerance per (backend, export) × batch; statuses written in cells.
+    Skipped cells are left out (the report's skip lines name them)."""
+    frame = _series(frame[frame["status"] != "skipped"])
     rows = sorted(frame["series"].unique())
     cols = sorted(frame["batch_size"].unique())
     z = [[None] * len(cols) for _ in rows]

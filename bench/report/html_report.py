@@ -5,35 +5,50 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bench.report import fields
 from bench.report.charts import run_charts
-from bench.report.format import esc, fmt
+from bench.report.format import esc
 from bench.report.frame import summary_frame
-from bench.report.html import html_table, page
-from bench.report.tables import accuracy_rows, headline_rows, latency_rows, problem_rows
+from bench.report.html import html_list, html_notes, html_table, page
+from bench.report.notes import (
+    env_rows,
+    failure_lines,
+    headline_notes,
+    headline_rows,
+    skip_lines,
+    status_line,
+    table_notes,
+    warning_rows,
+)
+from bench.report.ranking import rank
+from bench.report.tables import accuracy_rows, latency_rows, row_classes
 
 
-def env_section(env: dict[str, Any]) -> str:
-    versions = env.get("versions") or {}
-    rows = [
-        ["host", env.get("host")],
-        [
-            "CPU",
-            f"{env.get('cpu_model')} ({env.get('physical_cores')} physical / "
-            f"{env.get('logical_cores')} logical cores)",
-        ],
-        ["memory", f"{env.get('memory_gib')} GiB"],
-        ["CPU governor", env.get("cpu_governor") or "not readable"],
-        ["GPU", ", ".join(env.get("gpus") or []) or "none"],
-        ["platform", env.get("platform")],
-        ["python", env.get("python")],
-        *[[name, v] for name, v in sorted(versions.items()) if v],
-        ["bench", f"{env.get('bench_version')} ({env.get('bench_commit')})"],
-    ]
+def env_section(env: dict[str, Any], records: Sequence[dict[str, Any]] = ()) -> str:
+    """The machine, versions, the control workload's line, and the reproduction command."""
     command = " ".join(env.get("command") or [])
+    control = "".join(f"<p>{esc(line)}</p>" for line in fields.control_lines(records))
     return (
         "<h2>Environment</h2>"
-        + html_table(["what", "value"], rows)
+        + control
+        + html_table(["what", "value"], env_rows(env, full=True))
         + f"<h2>Reproduce</h2><pre>{esc(command)}</pre>"
+    )
+
+
+def warnings_section(frame: Any) -> str:
+    """Stability and CPU-contention warnings, visible near the top; contended cells first."""
+    rows = warning_rows(frame)
+    if not rows:
+        return ""
+    contended = int(frame["contended"].sum())
+    lead = (f"<p class='warn'><b>⚠ {contended} cell(s) ran while other processes held the "
+            "CPU</b>: their numbers, and speedups against them, may not hold on a quiet "
+            "machine.</p>") if contended else ""  # fmt: skip
+    return (
+        f"<h2 id='warnings'>Warnings ({len(rows)} cells)</h2>"
+        + lead
+        + html_list([f"{cell}: {text}" for cell, text in rows])
     )
 
 
@@ -43,57 +58,32 @@ def html_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
     sections = ["<h1>bench report</h1>"]
     if frame.empty:
         return page("bench report", [*sections, "<p>No cells were run.</p>"], [])
-    passed = int((frame["status"] == "ok").sum())
-    ran = int(frame["status"].isin(["ok", "parity_failed"]).sum())
-    sections.append(
-        f"<p><b>Parity: {passed} of {ran} measured cells pass.</b> "
-        f"Cells: {esc(', '.join(f'{v} {k}' for k, v in sorted(frame['status'].value_counts().items())))}</p>"
-    )
-    headline = headline_rows(frame)
-    if headline:
+    ok, status = status_line(frame)
+    sections.append(f"<p class='{'' if ok else 'fail'}'><b>{esc(status)}</b></p>")
+    rankings = rank(records)
+    if rankings:
         sections.append(
-            "<h2>Fastest backend that passed parity</h2>"
-            + html_table(
-                [
-                    "model",
-                    "batch",
-                    "precision",
-                    "fastest passing",
-                    "median µs",
-                    "items/s",
-                    "vs torch",
-                    "faster but failed parity",
-                ],
-                [
-                    [
-                        h["model"],
-                        f"{h['batch_size']} {h['dims']}".strip(),
-                        h["precision"],
-                        f"{h['backend']} ({h['export']})",
-                        fmt(h["center_us"]),
-                        f"{h['items_per_s']:.0f}",
-                        f"{h['speedup_vs_torch']:.2f}×" if h["speedup_vs_torch"] else "–",
-                        h["faster_but_wrong"] or "–",
-                    ]
-                    for h in headline
-                ],
-            )
+            "<h2>Headline: fastest backend that passed parity</h2>"
+            + html_table(*headline_rows(rankings))
+            + html_notes(headline_notes(rankings))
         )
+    sections.append(warnings_section(frame))
     headers, rows = latency_rows(frame, emoji=False)
-    sections.append("<h2>Latency</h2>" + html_table(headers, rows, fail_column=5))
+    if rows:
+        sections.append(
+            "<h2>Latency</h2>"
+            + html_table(headers, rows, row_classes=row_classes(frame))
+            + html_notes(table_notes(frame))
+        )
     headers, rows = accuracy_rows(frame, emoji=False)
-    references = "; ".join(sorted({r.get("reference") or "torch eager fp32" for r in records}))
+    references = sorted({r.get("reference") or "torch eager fp32"
+                         for r in fields.cell_records(records)})  # fmt: skip
     sections.append(
-        f"<h2>Accuracy against the reference ({esc(references)})</h2>"
+        f"<h2>Accuracy against the reference ({esc('; '.join(references))})</h2>"
         + html_table(headers, rows, 5)
     )
-    problems = problem_rows(frame)
+    problems = failure_lines(frame) + skip_lines(frame)
     if problems:
-        sections.append(
-            "<h2>Failures and skips</h2>"
-            + html_table(
-                ["model", "backend", "export", "batch", "precision", "status", "reason"], problems
-            )
-        )
-    sections.append(env_section(env))
+        sections.append("<h2>Failures and skips</h2>" + html_list(problems))
+    sections.append(env_section(env, records))
     return page("bench report", sections, run_charts(frame, records))

@@ -1,17 +1,24 @@
-"""Rows of the report tables (latency, accuracy, problems, headline) and the terminal table."""
+"""Rows of the cell tables (compact latency, full latency, accuracy) from summary_frame.
+
+Skipped cells are not rows here: they collapse into one line per (backend, reason)
+(bench.report.notes). Markers: LOOP_MARK on an interval from a single trial, CONTENDED on
+a speedup measured while other processes held the CPU.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from bench.report.format import batch_label, export_label, fmt
-from bench.report.frame import summary_frame
+from bench.report.format import batch_label, export_label, fmt, missing
+
+LOOP_MARK = "¹"
+CONTENDED = "⚠ contended"
+MEASURED = ("ok", "parity_failed")
 
 
-def _status_badge(row: pd.Series, emoji: bool) -> str:
+def status_badge(row: pd.Series, emoji: bool) -> str:
     if row["status"] == "ok":
         return "✅ pass" if emoji else "pass"
     if row["status"] == "parity_failed":
@@ -19,182 +26,99 @@ def _status_badge(row: pd.Series, emoji: bool) -> str:
     return row["status"]
 
 
-def latency_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], list[list[Any]]]:
-    """The latency table; `emoji` badges for Markdown, plain words for HTML."""
-    headers = [
-        "model",
-        "backend",
-        "export",
-        "batch",
-        "precision",
-        "status",
-        "median µs",
-        "95% CI µs",
-        "p90 µs",
-        "p99 µs",
-        "e2e median µs",
-        "items/s",
-        "vs torch",
-    ]
+def interval_text(row: pd.Series, prefix: str = "", center: bool = True) -> str:
+    """`12.1 [12.0–12.2]`, with LOOP_MARK when the interval covers one loop only."""
+    value = row.get(f"{prefix}center_us")
+    low, high = row.get(f"{prefix}ci95_low_us"), row.get(f"{prefix}ci95_high_us")
+    text = fmt(value) if center else ""
+    if not missing(low) and not missing(high):
+        text += f" [{fmt(low)}–{fmt(high)}]"
+        text += LOOP_MARK if row.get(f"{prefix}interval_scope") == "loop" else ""
+    return text.strip() or "–"
+
+
+def speedup_text(value: Any, contended: bool = False, sign: str = "×") -> str:
+    """`4.05×`, with CONTENDED beside it when either side ran on a busy CPU."""
+    if missing(value):
+        return "–"
+    return f"{value:.2f}{sign}" + (f" {CONTENDED}" if contended else "")
+
+
+def warning_marker(row: pd.Series) -> str:
+    """The marker of a cell with stability or contention warnings."""
+    if row.get("contended"):
+        return "⚠ CPU contended"
+    count = len([w for w in (row.get("warnings") or "").split("; ") if w])
+    return f"⚠ {count} warning{'s' if count > 1 else ''}" if count else ""
+
+
+def _export(row: pd.Series) -> str:
+    note = row.get("same_graph")
+    return export_label(row) + (f" ({note})" if note else "")
+
+
+def _shown(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["status"] != "skipped"]
+
+
+def compact_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    """One short row per measured cell, for release notes."""
+    headers = ["model", "backend", "export", "batch", "median µs [95%]", "items/s",
+               "vs torch", "parity"]  # fmt: skip
+    several_precisions = frame["precision"].nunique() > 1
     rows = []
-    for _, r in frame.iterrows():
-        ci = (
-            f"{fmt(r['ci95_low_us'])}–{fmt(r['ci95_high_us'])}"
-            if r["ci95_low_us"] is not None and not pd.isna(r["ci95_low_us"])
-            else "–"
-        )
-        speed = r.get("speedup_vs_torch")
-        rows.append(
-            [
-                r["model"],
-                r["backend"],
-                export_label(r),
-                batch_label(r),
-                r["precision"],
-                _status_badge(r, emoji),
-                fmt(r["center_us"]),
-                ci,
-                fmt(r["p90_us"]),
-                fmt(r["p99_us"]),
-                fmt(r["e2e_center_us"]),
-                fmt(r["throughput_items_per_s"], ".0f"),
-                f"{speed:.2f}×" if speed is not None and not pd.isna(speed) else "–",
-            ]
-        )
+    for _, r in frame[frame["status"].isin(MEASURED)].iterrows():
+        batch = batch_label(r) + (f" {r['precision']}" if several_precisions else "")
+        rows.append([
+            r["model"], r["backend"], _export(r), batch, interval_text(r),
+            fmt(r["throughput_items_per_s"], ".0f"),
+            speedup_text(r["speedup_vs_torch"], bool(r["speedup_contended"])),
+            "✅ pass" if r["status"] == "ok" else "❌ FAIL",
+        ])  # fmt: skip
+    return headers, rows
+
+
+def latency_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], list[list[Any]]]:
+    """The full latency table; `emoji` badges for Markdown, plain words for HTML."""
+    headers = ["model", "backend", "export", "batch", "precision", "status", "median µs",
+               "95% interval µs", "trials", "p90 µs", "p99 µs", "e2e median µs", "items/s",
+               "vs torch", "warnings", "note"]  # fmt: skip
+    rows = []
+    for _, r in _shown(frame).iterrows():
+        rows.append([
+            r["model"], r["backend"], export_label(r), batch_label(r), r["precision"],
+            status_badge(r, emoji), fmt(r["center_us"]), interval_text(r, center=False),
+            "1" if missing(r["n_trials"]) else str(int(r["n_trials"])),
+            fmt(r["p90_us"]), fmt(r["p99_us"]), fmt(r["e2e_center_us"]),
+            fmt(r["throughput_items_per_s"], ".0f"),
+            speedup_text(r["speedup_vs_torch"], bool(r["speedup_contended"])),
+            warning_marker(r), r["same_graph"] or "",
+        ])  # fmt: skip
     return headers, rows
 
 
 def accuracy_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], list[list[Any]]]:
     """The accuracy table of every cell that produced outputs."""
-    headers = [
-        "model",
-        "backend",
-        "export",
-        "batch",
-        "precision",
-        "parity",
-        "max abs err",
-        "max rel err",
-        "cosine",
-        "beyond tol",
-        "argmax agree",
-        "rtol / atol",
-    ]
+    headers = ["model", "backend", "export", "batch", "precision", "parity", "max abs err",
+               "max rel err", "cosine", "beyond tol", "argmax agree", "rtol / atol"]  # fmt: skip
     rows = []
     for _, r in frame.iterrows():
-        if r["parity_passed"] is None or pd.isna(r["parity_passed"]):
+        if missing(r["parity_passed"]):
             continue
-        rows.append(
-            [
-                r["model"],
-                r["backend"],
-                export_label(r),
-                batch_label(r),
-                r["precision"],
-                ("✅ pass" if emoji else "pass")
-                if r["parity_passed"]
-                else ("❌ FAIL" if emoji else "FAIL"),
-                fmt(r["max_abs_err"], ".2e"),
-                fmt(r["max_rel_err"], ".2e"),
-                fmt(r["cosine"], ".7f"),
-                fmt(r["frac_beyond_tol"], ".2%"),
-                fmt(r["argmax_agreement"], ".0%"),
-                f"{fmt(r['rtol'], 'g')} / {fmt(r['atol'], 'g')}",
-            ]
-        )
+        verdict = ("✅ pass" if emoji else "pass") if r["parity_passed"] else (
+            "❌ FAIL" if emoji else "FAIL")  # fmt: skip
+        rows.append([
+            r["model"], r["backend"], export_label(r), batch_label(r), r["precision"], verdict,
+            fmt(r["max_abs_err"], ".2e"), fmt(r["max_rel_err"], ".2e"), fmt(r["cosine"], ".7f"),
+            fmt(r["frac_beyond_tol"], ".2%"), fmt(r["argmax_agreement"], ".0%"),
+            f"{fmt(r['rtol'], 'g')} / {fmt(r['atol'], 'g')}",
+        ])  # fmt: skip
     return headers, rows
 
 
-def problem_rows(frame: pd.DataFrame) -> list[list[Any]]:
-    bad = frame[~frame["status"].isin(["ok"])]
+def row_classes(frame: pd.DataFrame) -> list[str]:
+    """CSS classes of the full latency table's rows: `fail`, `warn` (CPU contended), ``."""
     return [
-        [
-            r["model"],
-            r["backend"],
-            export_label(r),
-            batch_label(r),
-            r["precision"],
-            r["status"],
-            r["reason"],
-        ]
-        for _, r in bad.iterrows()
+        "fail" if r["status"] not in ("ok",) else ("warn" if r["contended"] else "")
+        for _, r in _shown(frame).iterrows()
     ]
-
-
-def headline_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per model, batch size and precision: the fastest backend that passed parity.
-
-    Also names a faster backend that failed parity, so a wrong result never hides.
-    """
-    rows = []
-    timed = frame[frame["throughput_items_per_s"].notna()]
-    keys = ["model", "batch_size", "dims", "precision"]
-    for (model, batch, dims, precision), group in timed.groupby(keys):
-        passing = group[group["status"] == "ok"].sort_values("throughput_items_per_s")
-        if passing.empty:
-            continue
-        best = passing.iloc[-1]
-        faster_wrong = group[
-            (group["status"] == "parity_failed")
-            & (group["throughput_items_per_s"] > best["throughput_items_per_s"])
-        ]
-        rows.append(
-            {
-                "model": model,
-                "batch_size": int(batch),
-                "dims": dims,
-                "precision": precision,
-                "backend": best["backend"],
-                "export": export_label(best),
-                "center_us": best["center_us"],
-                "items_per_s": best["throughput_items_per_s"],
-                "speedup_vs_torch": best["speedup_vs_torch"],
-                "faster_but_wrong": ", ".join(sorted(set(faster_wrong["backend"]))),
-            }
-        )
-    return rows
-
-
-def terminal_table(records: Sequence[dict[str, Any]]) -> str:
-    """A compact fixed-width table for the end of a run."""
-    frame = summary_frame(records)
-    if frame.empty:
-        return "no cells"
-    headers = [
-        "backend",
-        "export",
-        "batch",
-        "prec",
-        "status",
-        "median µs",
-        "items/s",
-        "max abs err",
-        "vs torch",
-    ]
-    rows = []
-    for _, r in frame.iterrows():
-        speed = r.get("speedup_vs_torch")
-        status = {"ok": "ok", "parity_failed": "PARITY FAIL"}.get(r["status"], r["status"])
-        rows.append(
-            [
-                r["backend"],
-                export_label(r),
-                batch_label(r),
-                r["precision"],
-                status,
-                fmt(r["center_us"]),
-                fmt(r["throughput_items_per_s"], ".0f"),
-                fmt(r["max_abs_err"], ".1e"),
-                f"{speed:.2f}x" if speed is not None and not pd.isna(speed) else "-",
-            ]
-        )
-    models = frame["model"].unique()
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    lines = []
-    for model in models:
-        lines.append(f"model: {model}")
-        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-        for (_, r), row in zip(frame.iterrows(), rows, strict=True):
-            if r["model"] == model:
-                lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    return "\n".join(lines)
