@@ -422,3 +422,20 @@ def test_same_graph_across_opsets_is_noted() -> None:
     frame = summary_frame(_sweep())
     notes = frame.set_index(["backend", "opset_requested", "batch_size"])["same_graph"]
     assert notes[("openvino", 18, 32)] == "same graph as op17"
+
+
+def test_speedup_chart_reads_at_every_batch_size() -> None:
+    from bench.report.charts import speedup_chart
+
+    fig = speedup_chart(summary_frame(_sweep()))
+    axis = fig.layout.yaxis
+    assert axis.type == "log"
+    assert 1 in axis.tickvals and "1×" in axis.ticktext and "10×" in axis.ticktext
+    low, high = (10**v for v in axis.range)
+    values = summary_frame(_sweep())["speedup_vs_torch"].dropna()
+    assert low < min(values.min(), 1) and high > values.max()
+    for trace in fig.data:  # bars grow from 1× (torch) up or down
+        assert set(trace.base) == {1.0}
+        assert [b + y for b, y in zip(trace.base, trace.y, strict=True)] == pytest.approx(
+            trace.customdata
+        )

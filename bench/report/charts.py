@@ -83,21 +83,52 @@ def throughput_chart(frame: pd.DataFrame) -> go.Figure:
     return _speed_chart(frame, "throughput_items_per_s", "Throughput", "items / s")
 
 
+RATIO_MARGIN = 2.5  # the log axis reaches this factor beyond the extreme bars, for labels
+
+
+def ratio_range(low: float, high: float) -> tuple[float, float]:
+    """The span of a ratio axis: [low, high] and 1, with room for labels both ways."""
+    return min(low, 1.0) / RATIO_MARGIN, max(high, 1.0) * RATIO_MARGIN
+
+
+def ratio_ticks(low: float, high: float) -> list[float]:
+    """1-2-5 ticks (…, 0.5, 1, 2, 5, 10, …) inside ratio_range(low, high)."""
+    bottom, top = ratio_range(low, high)
+    ticks = [m * 10.0**e for e in range(-4, 7) for m in (1, 2, 5)]
+    inside = [t for t in ticks if bottom <= t <= top]
+    if len(inside) > 12:  # a wide range: decades only
+        inside = [t for t in inside if math.log10(t).is_integer()]
+    return inside
+
+
 def speedup_chart(frame: pd.DataFrame) -> go.Figure:
-    """Speedup over PyTorch eager per backend and batch size; parity failures hatched red."""
+    """Speedup over PyTorch eager per backend and batch size, parity failures hatched red.
+
+    Bars grow from 1× (torch) up for faster, down for slower, on a log axis with labelled
+    1-2-5 ticks: 1.5× at batch 1 and 30× at batch 32 are both readable, and 2× faster and
+    2× slower are the same length. Speedups measured on a busy CPU are marked ⚠.
+    """
     frame = _series(frame[frame["speedup_vs_torch"].notna() & (frame["backend"] != "torch")])
     fig = go.Figure()
     for name, group in frame.groupby("series", sort=True):
-        failed = group["status"] == "parity_failed"
+        failed = list(group["status"] == "parity_failed")
+        ratios = [float(v) for v in group["speedup_vs_torch"]]
+        busy = [bool(c) for c in group["speedup_contended"]]
         fig.add_trace(
             go.Bar(
                 x=group["batch_size"].astype(str),
-                y=group["speedup_vs_torch"],
-                name=name + (" ⚠ PARITY FAIL" if failed.any() else ""),
+                base=[1.0] * len(ratios),
+                y=[v - 1.0 for v in ratios],
+                customdata=ratios,
+                name=name + (" ⚠ PARITY FAIL" if any(failed) else ""),
                 text=[
-                    "PARITY FAIL" if f else f"{v:.2f}×"
-                    for f, v in zip(failed, group["speedup_vs_torch"], strict=True)
+                    "PARITY FAIL" if f else f"{v:.2f}×" + (" ⚠" if b else "")
+                    for f, v, b in zip(failed, ratios, busy, strict=True)
                 ],
+                textposition="outside",
+                textfont=dict(size=10),
+                cliponaxis=False,
+                hovertemplate="batch %{x}: %{customdata:.3g}× torch<extra>%{fullData.name}</extra>",
                 marker=dict(
                     pattern=dict(shape=["x" if f else "" for f in failed]),
                     line=dict(
@@ -106,13 +137,26 @@ def speedup_chart(frame: pd.DataFrame) -> go.Figure:
                 ),
             )
         )
-    fig.add_hline(y=1.0, line_dash="dot", annotation_text="torch eager")
+    fig.add_hline(y=1.0, line_dash="dot")
+    # on a log axis an annotation's y is log10 of the value: 0 is 1×
+    fig.add_annotation(text="torch eager", x=1, xref="paper", xanchor="right", y=0, yref="y",
+                       yanchor="top", showarrow=False)  # fmt: skip
+    values = frame["speedup_vs_torch"].astype(float)
+    low, high = (values.min(), values.max()) if not values.empty else (1.0, 1.0)
+    ticks = ratio_ticks(low, high)
     fig.update_layout(
-        title="Speedup over PyTorch eager (items/s ratio)",
+        title="Speedup over PyTorch eager (items/s ratio; log scale; ⚠ measured on a busy CPU)",
         barmode="group",
         xaxis_title="batch size",
-        yaxis_title="× torch",
+        yaxis_title="× torch (log scale)",
         height=460,
+        uniformtext=dict(minsize=9, mode="show"),
+    )
+    fig.update_yaxes(
+        type="log",
+        tickvals=ticks,
+        ticktext=[f"{t:g}×" for t in ticks],
+        range=[math.log10(v) for v in ratio_range(low, high)],
     )
     return fig
 
