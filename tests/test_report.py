@@ -439,3 +439,22 @@ def test_speedup_chart_reads_at_every_batch_size() -> None:
         assert [b + y for b, y in zip(trace.base, trace.y, strict=True)] == pytest.approx(
             trace.customdata
         )
+
+
+def test_throughput_mode_cells_say_so_and_rank_per_item() -> None:
+    from bench.report.charts import cold_start_chart
+
+    tput = _cell("openvino", 400, 390, 410, batch=8)
+    tput["mode"] = "throughput"
+    tput["throughput"] = tput.pop("latency")["inference"]
+    tput["throughput"].update(requests=4, inferences_per_round=16, items_per_s_wall=300000.0)
+    lat = _cell("openvino", 30, 29, 31, batch=8)
+    md = markdown_report([lat, tput], {})
+    assert "| m | openvino | dynamo op17 | 8 throughput | 400.0 [390.0–410.0] | 300000 |" in md
+    ranked = {r.mode: r for r in rank([lat, tput])}  # modes are never ranked together
+    assert ranked["throughput"].fastest.per_item(400) == pytest.approx(400 / (8 * 16))
+    assert "— the only backend that passed parity" in md
+    cold = [{**lat, "cold_start": {"load_s": 0.01, "first_run_ms": 1.0}}]
+    assert list(cold_start_chart(summary_frame(cold)).data[0].x) == [
+        "openvino · dynamo op17 · b8 · fp32"
+    ]

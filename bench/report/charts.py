@@ -230,8 +230,9 @@ def distribution_chart(records: Sequence[dict[str, Any]]) -> go.Figure:
 
 def cold_start_chart(frame: pd.DataFrame) -> go.Figure:
     """Export, load/compile and first-inference times per cell."""
-    frame = _series(frame[frame["load_s"].notna()])
-    label = [f"{s} · b{b}" for s, b in zip(frame["series"], frame["batch_size"], strict=True)]
+    frame = frame[frame["load_s"].notna()]
+    many_models = frame["model"].nunique() > 1
+    label = [plain(cell_label(r, model=many_models)) for _, r in frame.iterrows()]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=label, y=frame["load_s"] * 1e3, name="session / compile (ms)"))
     fig.add_trace(go.Bar(x=label, y=frame["first_run_ms"], name="first inference (ms)"))

@@ -13,7 +13,8 @@ from bench.report.ranking import Contender, Ranking
 from bench.report.tables import CONTENDED, LOOP_MARK, speedup_text
 
 LOOP_NOTE = (f"{LOOP_MARK} one trial only: the interval covers one loop's jitter, not the "
-             "variation between trials, and is too narrow to rank or compare with.")  # fmt: skip
+             "variation between trials, so it understates the uncertainty; a small "
+             "difference between such cells may not hold in another run.")  # fmt: skip
 CONTENDED_NOTE = (f"{CONTENDED}: measured while other processes held a large share of the "
                   "CPU (this cell or its torch baseline); the speedup may not hold on a quiet "
                   "machine.")  # fmt: skip
@@ -31,7 +32,8 @@ def _interval(c: Contender) -> str:
 def verdict_text(r: Ranking) -> str:
     """`ort-cpu (dynamo op17)`, or `tied: A (...) and B (...) (could differ by up to 8%)`."""
     if r.fastest is not None:
-        return f"{r.fastest.backend} ({r.fastest.export})"
+        alone = " — the only backend that passed parity" if len(r.contenders) == 1 else ""
+        return f"{r.fastest.backend} ({r.fastest.export}){alone}"
     if not r.tied:
         return "none: no backend passed parity"
     names = [f"{c.backend} ({c.export})" for c in r.tied]

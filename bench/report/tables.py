@@ -69,6 +69,7 @@ def compact_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for _, r in frame[frame["status"].isin(MEASURED)].iterrows():
         batch = batch_label(r) + (f" {r['precision']}" if several_precisions else "")
+        batch += f" {r['mode']}" if r["mode"] != "latency" else ""
         rows.append([
             r["model"], r["backend"], _export(r), batch, interval_text(r),
             fmt(r["throughput_items_per_s"], ".0f"),
@@ -86,7 +87,8 @@ def latency_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], li
     rows = []
     for _, r in _shown(frame).iterrows():
         rows.append([
-            r["model"], r["backend"], export_label(r), batch_label(r), r["precision"],
+            r["model"], r["backend"], export_label(r), batch_label(r),
+            r["precision"] + (f" {r['mode']}" if r["mode"] != "latency" else ""),
             status_badge(r, emoji), fmt(r["center_us"]), interval_text(r, center=False),
             "1" if missing(r["n_trials"]) else str(int(r["n_trials"])),
             fmt(r["p90_us"]), fmt(r["p99_us"]), fmt(r["e2e_center_us"]),

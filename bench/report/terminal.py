@@ -30,7 +30,7 @@ def terminal_table(records: Sequence[dict[str, Any]]) -> str:
                      fmt(r["max_abs_err"], ".1e"), speed.replace("–", "-")])  # fmt: skip
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(HEADERS)]
     lines = []
-    for model in frame["model"].unique():
+    for model in shown["model"].unique():
         lines.append(f"model: {model}")
         lines.append("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)).rstrip())
         for (_, r), row in zip(shown.iterrows(), rows, strict=True):
