@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
 from bench.report import fields
 from bench.report.charts import run_charts
 from bench.report.format import esc
@@ -36,7 +38,7 @@ def env_section(env: dict[str, Any], records: Sequence[dict[str, Any]] = ()) -> 
     )
 
 
-def warnings_section(frame: Any) -> str:
+def warnings_section(frame: pd.DataFrame) -> str:
     """Stability and CPU-contention warnings, visible near the top; contended cells first."""
     rows = warning_rows(frame)
     if not rows:

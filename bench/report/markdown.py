@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
 from bench.report import fields
 from bench.report.format import md_escape, md_table
 from bench.report.frame import summary_frame
@@ -33,7 +35,7 @@ def _notes(lines: Sequence[str]) -> list[str]:
     return ["", *(f"<sub>{md_escape(n)}</sub><br>" for n in lines)] if lines else []
 
 
-def _short_part(records: Sequence[dict[str, Any]], frame: Any) -> list[str]:
+def _short_part(records: Sequence[dict[str, Any]], frame: pd.DataFrame) -> list[str]:
     ok, status = status_line(frame)
     parts = [f"**{'✅' if ok else '❌'} {status}**"]
     rankings = rank(records)
@@ -53,7 +55,9 @@ def _short_part(records: Sequence[dict[str, Any]], frame: Any) -> list[str]:
     return parts
 
 
-def _details(records: Sequence[dict[str, Any]], frame: Any, env: dict[str, Any]) -> list[str]:
+def _details(
+    records: Sequence[dict[str, Any]], frame: pd.DataFrame, env: dict[str, Any]
+) -> list[str]:
     parts = ["", "<details>", f"<summary>{DETAILS_SUMMARY}</summary>", ""]
     headers, rows = latency_rows(frame)
     if rows:
