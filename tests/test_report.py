@@ -114,15 +114,20 @@ def test_report_html_is_self_contained(records, env) -> None:
 
 
 def test_older_schema_is_upgraded_and_newer_refused(tmp_path) -> None:
+    from bench import SCHEMA_VERSION
+
     old = read_records(DATA / "run_schema_v1")
-    assert old and all(r["schema_version"] == 2 and r["mode"] == "latency" for r in old)
+    assert old and all(
+        r["schema_version"] == SCHEMA_VERSION and r["mode"] == "latency" for r in old
+    )
     assert "gpu_mb" in old[0]["memory"]
     newer = tmp_path / "newer"
     newer.mkdir()
     line = json.loads((RUN / "results.jsonl").read_text().splitlines()[0])
     line["schema_version"] = 99
     (newer / "results.jsonl").write_text(json.dumps(line) + "\n")
-    with pytest.raises(BenchError, match="schema_version 99; this bench reads versions up to 2"):
+    message = f"schema_version 99; this bench reads versions up to {SCHEMA_VERSION}"
+    with pytest.raises(BenchError, match=message):
         read_records(newer)
 
 
@@ -398,11 +403,11 @@ def test_html_shows_warnings_and_marks_the_cells() -> None:
 
 
 def test_control_record_is_only_an_environment_line(tmp_path) -> None:
-    from bench.report import terminal_table
+    from bench.report import fields, terminal_table
     from bench.report.charts import run_charts
 
     sweep = _sweep()
-    line = "control workload: center 1000.0 µs [990.0–1012.0], spread between trials 4.0%"
+    line = "control workload: center 1000.0 µs [990.0–1012.0], spread between trials 1.6%"
     md = markdown_report(sweep, {})
     assert md.count(line) == 1 and md.index(line) > md.index("## Environment")
     page = html_report(sweep, {})
@@ -411,6 +416,12 @@ def test_control_record_is_only_an_environment_line(tmp_path) -> None:
         line, ""
     )
     assert all(r.model != "control" for r in rank(sweep))
+    block = sweep[-1]["latency"]["inference"]
+    assert fields.trial_spread({**block, "trial_spread": 0.07}) == 0.07  # as the runner wrote it
+    retried = [{**t, "used": False, "median_us": 5000.0} for t in block["trials"][:1]]
+    assert fields.trial_spread({**block, "trials": block["trials"] + retried}) == pytest.approx(
+        fields.trial_spread(block)
+    )  # a contended trial that was retried does not count
     names = [t.name or "" for fig in run_charts(summary_frame(sweep), sweep) for t in fig.data]
     assert names and not any("control" in n for n in names)
 

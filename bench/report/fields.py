@@ -10,6 +10,8 @@ show about timing goes through here, so the fallbacks live in one place.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -142,12 +144,19 @@ def speedup(record: Record, base: Mapping[tuple, Record]) -> tuple[float | None,
 
 
 def trial_spread(block: Mapping[str, Any] | None) -> float | None:
-    """(slowest − fastest trial median) / center: how far the trials of a block spread."""
-    center = center_us(block)
-    medians = [t["median_us"] for t in (block or {}).get("trials") or [] if t.get("median_us")]
-    if center is None or len(medians) < 2:
+    """How far a block's trials spread: the standard deviation of the log trial medians (about
+    their relative spread), as the runner records it in `trial_spread`; computed from the
+    used trials when the block lacks it; None with fewer than two trials."""
+    if not block:
         return None
-    return (max(medians) - min(medians)) / center
+    if not missing(block.get("trial_spread")):
+        return float(block["trial_spread"])
+    medians = [t["median_us"] for t in block.get("trials") or []
+               if t.get("used", True) and t.get("median_us")]  # fmt: skip
+    if len(medians) < 2:
+        return None
+    logs = [math.log(m) for m in medians]
+    return statistics.stdev(logs)
 
 
 def control_lines(records: Sequence[Record]) -> list[str]:
