@@ -308,7 +308,7 @@ def test_ranking_keeps_identical_graphs_across_opsets_together() -> None:
     (r,) = rank([op13, op17, _cell("openvino", 11.5, 11.4, 11.6)])
     ort = next(c for c in r.contenders if c.backend == "ort-cpu")
     assert ort.exports == ("dynamo op13", "dynamo op17")
-    assert ort.export == "dynamo op13 = op17 (same graph)"
+    assert ort.export == "dynamo op13 = op17, same graph"
     assert (ort.low_us, ort.high_us) == (9.9, 12.1)
     assert r.fastest is None and {c.backend for c in r.tied} == {"ort-cpu", "openvino"}
     (solo,) = rank([op13, op17])

@@ -36,11 +36,11 @@ class Contender:
 
     @property
     def export(self) -> str:
-        """`dynamo op17`, or `dynamo op13 = op17 (same graph)`."""
+        """`dynamo op17`, or `dynamo op13 = op17, same graph`."""
         if len(self.exports) == 1:
             return self.exports[0]
         rest = [e.split(" ", 1)[1] if " " in e else e for e in self.exports[1:]]
-        return f"{self.exports[0]} = {' = '.join(rest)} (same graph)"
+        return f"{self.exports[0]} = {' = '.join(rest)}, same graph"
 
     def per_item(self, value: float | None) -> float | None:
         return None if value is None else value / self.items
