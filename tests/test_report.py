@@ -469,3 +469,20 @@ def test_throughput_mode_cells_say_so_and_rank_per_item() -> None:
     assert list(cold_start_chart(summary_frame(cold)).data[0].x) == [
         "openvino · dynamo op17 · b8 · fp32"
     ]
+
+
+def test_noisy_runs_read_plainly_and_in_a_stable_order() -> None:
+    from bench.report.format import fmt
+    from bench.report.notes import differ_text
+
+    assert [differ_text(x) for x in (0.004, 0.113, 0.996, 2.4, 149.0, 6e16, None)] == [
+        "could differ by up to 0.4%", "could differ by up to 11%", "could differ by up to 100%",
+        "could differ by up to 3.4×", "could differ by up to 150×",
+        "could differ more than 1000-fold", "no interval to tell them apart",
+    ]  # fmt: skip
+    assert fmt(279677293859188384.0) == "2.8e+17" and fmt(12.34) == "12.3"
+    shuffled = _sweep()[::-1]  # interleaved trials finish cells in any order
+    frame = summary_frame(shuffled)
+    assert list(frame["backend"].unique()) == ["openvino", "ort-cpu", "ort-cuda", "torch"]
+    first = frame[frame["backend"] == "openvino"].head(3)
+    assert list(first["batch_size"]) == [1, 8, 32] and set(first["opset_requested"]) == {13}

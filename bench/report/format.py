@@ -22,11 +22,12 @@ def missing(value: Any) -> bool:
 
 
 def fmt(value: Any, spec: str = ".1f") -> str:
-    """A number in `spec`, a dash when missing, anything else as text."""
+    """A number in `spec`, a dash when missing, anything else as text. A latency beyond
+    ten million (a contended run's wild interval) is written in three significant digits."""
     if missing(value):
         return "–"
     if isinstance(value, float):
-        return format(value, spec)
+        return format(value, ".3g" if spec == ".1f" and abs(value) >= 1e7 else spec)
     return str(value)
 
 

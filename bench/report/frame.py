@@ -139,4 +139,10 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "speedup_contended": speedup_contended,
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    # a stable order whatever order the (interleaved) schedule finished the cells in
+    order = ["model", "backend", "precision", "mode", "dims", "opset_requested", "exporter_used",
+             "batch_size"]  # fmt: skip
+    return frame.sort_values(order, na_position="last", kind="stable").reset_index(drop=True)

@@ -38,9 +38,22 @@ def verdict_text(r: Ranking) -> str:
         return "none: no backend passed parity"
     names = [f"{c.backend} ({c.export})" for c in r.tied]
     joined = ", ".join(names[:-1]) + " and " + names[-1]
-    spread = (f"could differ by up to {r.could_differ * 100:.2g}%" if r.could_differ is not None
-              else "no interval to tell them apart")  # fmt: skip
-    return f"tied: {joined} ({spread})"
+    return f"tied: {joined} ({differ_text(r.could_differ)})"
+
+
+def differ_text(could_differ: float | None) -> str:
+    """`could differ by up to 11%`; from twofold on as a factor (`3.4×`)."""
+    if could_differ is None:
+        return "no interval to tell them apart"
+    if could_differ < 1:
+        percent = could_differ * 100
+        return f"could differ by up to {percent:.2g}%" if percent < 10 else (
+            f"could differ by up to {percent:.0f}%")  # fmt: skip
+    factor = could_differ + 1
+    if factor >= 1000:
+        return "could differ more than 1000-fold"
+    return f"could differ by up to {factor:.2g}×" if factor < 10 else (
+        f"could differ by up to {factor:.0f}×")  # fmt: skip
 
 
 def headline_rows(rankings: Sequence[Ranking]) -> tuple[list[str], list[list[str]]]:
