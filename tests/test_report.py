@@ -481,3 +481,17 @@ def test_noisy_runs_read_plainly_and_in_a_stable_order() -> None:
     assert list(frame["backend"].unique()) == ["openvino", "ort-cpu", "ort-cuda", "torch"]
     first = frame[frame["backend"] == "openvino"].head(3)
     assert list(first["batch_size"]) == [1, 8, 32] and set(first["opset_requested"]) == {13}
+
+
+def test_ranking_is_decided_against_the_runner_up() -> None:
+    from bench.report.ranking import rank
+
+    wild = _cell("torch", 1700, 1.2, 2.4e6)  # three contended trials: an interval of nothing
+    (r,) = rank([_cell("ort-cpu", 53, 45, 63), _cell("openvino", 110, 76, 161), wild])
+    assert r.fastest is not None and r.fastest.backend == "ort-cpu"
+    (r,) = rank([_cell("ort-cpu", 152, 122, 190), _cell("openvino", 262, 136, 504), wild])
+    assert [c.backend for c in r.tied] == ["ort-cpu", "openvino"]  # torch is far from both
+    assert r.could_differ == pytest.approx(504 / 122 - 1)
+    close = _cell("torch", 11.5, 10.5, 12.5)  # centered inside the leader's interval: tied too
+    (r,) = rank([_cell("ort-cpu", 11, 10, 12), _cell("openvino", 11.2, 10.2, 12.2), close])
+    assert [c.backend for c in r.tied] == ["ort-cpu", "openvino", "torch"]

@@ -2,9 +2,11 @@
 
 For each (model, batch size, dims, precision, mode), each backend competes with its best
 cell among those that ran `ok` with parity passed. The leader (lowest center per item) is
-named fastest only when the upper end of its 95% interval lies below the lower end of every
-other backend's; otherwise the backends whose intervals overlap the leader's are tied, with
-how far apart they could be. Cells of one backend whose ONNX graphs are identical (same
+named fastest only when the upper end of its 95% interval lies below the lower end of the
+runner-up's (the next lowest center); otherwise the leader, the runner-up and any backend
+whose center falls inside either of their intervals are tied, with how far apart they could
+be. A slower backend with a wild interval (a contended run) neither blocks a clear verdict
+nor joins a tie it is far from. Cells of one backend whose ONNX graphs are identical (same
 `export.graph_sha256`, another opset number) are one contender, never ranked apart: their
 intervals are joined. Pure functions over records.
 """
@@ -56,8 +58,8 @@ class Ranking:
     precision: str
     mode: str
     contenders: tuple[Contender, ...]  # leader (lowest center per item) first
-    fastest: Contender | None  # named only when its interval is clear of every other's
-    tied: tuple[Contender, ...]  # otherwise: the leader and those overlapping it
+    fastest: Contender | None  # named only when its interval is clear of the runner-up's
+    tied: tuple[Contender, ...]  # otherwise: leader, runner-up, any centered in their intervals
     could_differ: float | None  # tied: the largest ratio high / low between them, minus 1
     faster_but_wrong: tuple[str, ...]  # backends whose failed-parity cells were faster
 
@@ -112,6 +114,14 @@ def _overlaps(a: Contender, b: Contender) -> bool:
                 or b.per_item(b.high_us) < a.per_item(a.low_us))  # fmt: skip
 
 
+def _inside(c: Contender, other: Contender) -> bool:
+    """Whether `c`'s center lies inside `other`'s interval (or `other` has none)."""
+    if other.low_us is None or other.high_us is None:
+        return True
+    center = c.per_item(c.center_us)
+    return other.per_item(other.low_us) <= center <= other.per_item(other.high_us)
+
+
 def could_differ(tied: Sequence[Contender]) -> float | None:
     """max over pairs of (one's upper end / the other's lower end) − 1: how much faster one
     of the tied backends could truly be than another. None when an interval is missing."""
@@ -137,7 +147,10 @@ def rank(records: Sequence[Mapping[str, Any]]) -> list[Ranking]:
             fastest, tied, spread, bar = None, (), None, float("inf")
         else:
             leader = contenders[0]
-            tied = tuple(c for c in contenders if c is leader or _overlaps(leader, c))
+            tied: tuple[Contender, ...] = (leader,)
+            if len(contenders) > 1 and _overlaps(leader, runner := contenders[1]):
+                near = [c for c in contenders[2:] if _inside(c, leader) or _inside(c, runner)]
+                tied = (leader, runner, *near)
             fastest = leader if len(tied) == 1 else None
             spread = None if fastest else could_differ(tied)
             tied = () if fastest else tied
