@@ -495,3 +495,22 @@ def test_ranking_is_decided_against_the_runner_up() -> None:
     close = _cell("torch", 11.5, 10.5, 12.5)  # centered inside the leader's interval: tied too
     (r,) = rank([_cell("ort-cpu", 11, 10, 12), _cell("openvino", 11.2, 10.2, 12.2), close])
     assert [c.backend for c in r.tied] == ["ort-cpu", "openvino", "torch"]
+
+
+def test_comparison_chart_draws_every_verdict() -> None:
+    from bench.compare import CellComparison, Comparison
+    from bench.report.compare_report import comparison_chart
+
+    def cell(backend: str, verdict: str) -> CellComparison:
+        key = ("m", backend, "auto", 17, 1, (), "fp32", "latency")
+        return CellComparison(key=key, other="new", base_median_us=10.0, other_median_us=11.0,
+                              ratio=1.1, ratio_low=0.9, ratio_high=1.3, p_value=0.2,
+                              verdict=verdict, comparable=True, not_comparable_reason=None,
+                              parity_drift=None, base_status="ok", other_status="ok")  # fmt: skip
+
+    verdicts = ["slower", "unchanged", "cannot resolve", "not significant"]
+    comparison = Comparison(
+        "base", ["new"], cells=[cell(f"b{i}", v) for i, v in enumerate(verdicts)]
+    )
+    fig = comparison_chart(comparison)
+    assert sorted(t.name for t in fig.data) == sorted(verdicts)

@@ -73,8 +73,10 @@ def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -
 
 def comparison_chart(comparison: Comparison) -> go.Figure:
     fig = go.Figure()
-    colors = {"slower": "#d62728", "faster": "#2ca02c", "not significant": "#7f7f7f"}
-    for verdict, color in colors.items():
+    colors = {"slower": "#d62728", "faster": "#2ca02c"}  # any other verdict: grey
+    verdicts = sorted({c.verdict for c in comparison.cells}, key=lambda v: (v not in colors, v))
+    for verdict in verdicts:
+        color = colors.get(verdict, "#7f7f7f")
         cells = [c for c in comparison.cells if c.verdict == verdict and c.ratio]
         if not cells:
             continue
