@@ -170,6 +170,20 @@ def test_compare_reads_an_older_schema_next_to_a_newer_one() -> None:
     assert any(name == "bench_commit" for name, _, _ in result.env_differences["run_schema_v1"])
 
 
+def test_compare_report_names_cells_like_every_other_report() -> None:
+    from bench.report.compare_report import key_label, markdown_comparison
+    from bench.report.format import cell_label
+
+    result = compare([_run("run_default_threads"), _run("run_one_thread")])
+    assert "| simple_cnn · ort-cpu · auto op17 · b1 · fp32 |" in markdown_comparison(result)
+    # the join key holds the requested exporter and opset: the one label function shows those
+    ort = next(c for c in result.cells if c.key[1] == "ort-cpu")
+    assert key_label(ort.key) == cell_label(
+        {"model": "simple_cnn", "backend": "ort-cpu", "exporter": "auto", "opset_requested": 17,
+         "batch_size": ort.key[4], "precision": "fp32"}
+    )  # fmt: skip
+
+
 def test_newer_schema_run_is_refused_by_compare(tmp_path, bench_env) -> None:
     newer = tmp_path / "newer"
     newer.mkdir()

@@ -1,5 +1,15 @@
-"""Reports built from records: the only place that imports pandas and plotly."""
+"""Reports built from records: the only place that imports pandas and plotly.
 
-from bench.report.tables import summary_frame, terminal_table, write_reports
+Layers, each importing only from those before it (tests/test_report.py checks it):
+format (the leaf: labels, numbers, escaping, the Markdown table) -> fields (a record's timing
+fields, old and new) -> frame (summary_frame), ranking (rankings that admit ties) -> tables
+(cell table rows), charts, html (page building blocks) -> notes (headline, failure, skip and
+warning lines, environment) -> markdown, html_report, terminal -> writer (write_reports).
+compare_report uses format and html only.
+"""
+
+from bench.report.frame import summary_frame
+from bench.report.terminal import terminal_table
+from bench.report.writer import write_reports
 
 __all__ = ["summary_frame", "terminal_table", "write_reports"]

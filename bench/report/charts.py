@@ -14,29 +14,20 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from bench.errors import BenchError
-from bench.report.tables import export_label
+from bench.report import fields
+from bench.report.format import cell_label, plain
 
 FAIL_COLOR = "#d62728"
 MAX_BOX_POINTS = 1000
 
 
-def plain(text: object) -> str:
-    """A label plotly shows as literal text: its pseudo-HTML (<a>, <b>, ...) is neutralised."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _series(frame: pd.DataFrame) -> pd.DataFrame:
+    """`series`: the cell label without the batch size (the x axis), and without the model
+    when the run has one."""
     frame = frame.copy()
-    frame["export_label"] = [export_label(r) for _, r in frame.iterrows()]
     many_models = frame["model"].nunique() > 1
     frame["series"] = [
-        plain(
-            (f"{r['model']} · " if many_models else "")
-            + f"{r['backend']} · {r['export_label']}"
-            + (f" · {r['dims']}" if r.get("dims") else "")
-            + (f" · {r['precision']}" if r["precision"] != "fp32" else "")
-        )
-        for _, r in frame.iterrows()
+        plain(cell_label(r, model=many_models, batch=False)) for _, r in frame.iterrows()
     ]
     return frame
 
@@ -48,12 +39,12 @@ def _speed_chart(frame: pd.DataFrame, column: str, title: str, y_title: str) -> 
         group = group.sort_values("batch_size")
         failed = group["status"] == "parity_failed"
         error = None
-        if column == "p50_us":
+        if column == "center_us":
             error = dict(
                 type="data",
                 symmetric=False,
-                array=(group["ci95_high_us"] - group["p50_us"]).fillna(0),
-                arrayminus=(group["p50_us"] - group["ci95_low_us"]).fillna(0),
+                array=(group["ci95_high_us"] - group["center_us"]).fillna(0),
+                arrayminus=(group["center_us"] - group["ci95_low_us"]).fillna(0),
             )
         fig.add_trace(
             go.Scatter(
@@ -84,7 +75,7 @@ def _speed_chart(frame: pd.DataFrame, column: str, title: str, y_title: str) -> 
 
 def latency_chart(frame: pd.DataFrame) -> go.Figure:
     """Median latency against batch size per backend, with the 95% CI of the median."""
-    return _speed_chart(frame, "p50_us", "Latency (median, 95% CI; hover: p90/p99)", "µs")
+    return _speed_chart(frame, "center_us", "Latency (median, 95% interval; hover: p90/p99)", "µs")
 
 
 def throughput_chart(frame: pd.DataFrame) -> go.Figure:
@@ -92,21 +83,52 @@ def throughput_chart(frame: pd.DataFrame) -> go.Figure:
     return _speed_chart(frame, "throughput_items_per_s", "Throughput", "items / s")
 
 
+RATIO_MARGIN = 2.5  # the log axis reaches this factor beyond the extreme bars, for labels
+
+
+def ratio_range(low: float, high: float) -> tuple[float, float]:
+    """The span of a ratio axis: [low, high] and 1, with room for labels both ways."""
+    return min(low, 1.0) / RATIO_MARGIN, max(high, 1.0) * RATIO_MARGIN
+
+
+def ratio_ticks(low: float, high: float) -> list[float]:
+    """1-2-5 ticks (…, 0.5, 1, 2, 5, 10, …) inside ratio_range(low, high)."""
+    bottom, top = ratio_range(low, high)
+    ticks = [m * 10.0**e for e in range(-4, 7) for m in (1, 2, 5)]
+    inside = [t for t in ticks if bottom <= t <= top]
+    if len(inside) > 12:  # a wide range: decades only
+        inside = [t for t in inside if math.log10(t).is_integer()]
+    return inside
+
+
 def speedup_chart(frame: pd.DataFrame) -> go.Figure:
-    """Speedup over PyTorch eager per backend and batch size; parity failures hatched red."""
+    """Speedup over PyTorch eager per backend and batch size, parity failures hatched red.
+
+    Bars grow from 1× (torch) up for faster, down for slower, on a log axis with labelled
+    1-2-5 ticks: 1.5× at batch 1 and 30× at batch 32 are both readable, and 2× faster and
+    2× slower are the same length. Speedups measured on a busy CPU are marked ⚠.
+    """
     frame = _series(frame[frame["speedup_vs_torch"].notna() & (frame["backend"] != "torch")])
     fig = go.Figure()
     for name, group in frame.groupby("series", sort=True):
-        failed = group["status"] == "parity_failed"
+        failed = list(group["status"] == "parity_failed")
+        ratios = [float(v) for v in group["speedup_vs_torch"]]
+        busy = [bool(c) for c in group["speedup_contended"]]
         fig.add_trace(
             go.Bar(
                 x=group["batch_size"].astype(str),
-                y=group["speedup_vs_torch"],
-                name=name + (" ⚠ PARITY FAIL" if failed.any() else ""),
+                base=[1.0] * len(ratios),
+                y=[v - 1.0 for v in ratios],
+                customdata=ratios,
+                name=name + (" ⚠ PARITY FAIL" if any(failed) else ""),
                 text=[
-                    "PARITY FAIL" if f else f"{v:.2f}×"
-                    for f, v in zip(failed, group["speedup_vs_torch"], strict=True)
+                    "PARITY FAIL" if f else f"{v:.2f}×" + (" ⚠" if b else "")
+                    for f, v, b in zip(failed, ratios, busy, strict=True)
                 ],
+                textposition="outside",
+                textfont=dict(size=10),
+                cliponaxis=False,
+                hovertemplate="batch %{x}: %{customdata:.3g}× torch<extra>%{fullData.name}</extra>",
                 marker=dict(
                     pattern=dict(shape=["x" if f else "" for f in failed]),
                     line=dict(
@@ -115,20 +137,34 @@ def speedup_chart(frame: pd.DataFrame) -> go.Figure:
                 ),
             )
         )
-    fig.add_hline(y=1.0, line_dash="dot", annotation_text="torch eager")
+    fig.add_hline(y=1.0, line_dash="dot")
+    # on a log axis an annotation's y is log10 of the value: 0 is 1×
+    fig.add_annotation(text="torch eager", x=1, xref="paper", xanchor="right", y=0, yref="y",
+                       yanchor="top", showarrow=False)  # fmt: skip
+    values = frame["speedup_vs_torch"].astype(float)
+    low, high = (values.min(), values.max()) if not values.empty else (1.0, 1.0)
+    ticks = ratio_ticks(low, high)
     fig.update_layout(
-        title="Speedup over PyTorch eager (items/s ratio)",
+        title="Speedup over PyTorch eager (items/s ratio; log scale; ⚠ measured on a busy CPU)",
         barmode="group",
         xaxis_title="batch size",
-        yaxis_title="× torch",
+        yaxis_title="× torch (log scale)",
         height=460,
+        uniformtext=dict(minsize=9, mode="show"),
+    )
+    fig.update_yaxes(
+        type="log",
+        tickvals=ticks,
+        ticktext=[f"{t:g}×" for t in ticks],
+        range=[math.log10(v) for v in ratio_range(low, high)],
     )
     return fig
 
 
 def parity_heatmap(frame: pd.DataFrame) -> go.Figure:
-    """Error relative to tolerance per (backend, export) × batch; statuses written in cells."""
-    frame = _series(frame)
+    """Error relative to tolerance per (backend, export) × batch; statuses written in cells.
+    Skipped cells are left out (the report's skip lines name them)."""
+    frame = _series(frame[frame["status"] != "skipped"])
     rows = sorted(frame["series"].unique())
     cols = sorted(frame["batch_size"].unique())
     z = [[None] * len(cols) for _ in rows]
@@ -168,15 +204,15 @@ def distribution_chart(records: Sequence[dict[str, Any]]) -> go.Figure:
     """Box plots of the raw inference samples of every measured cell."""
     fig = go.Figure()
     rng = np.random.default_rng(0)
-    for record in records:
-        timed = (record.get("latency") or {}).get("inference") or record.get("throughput")
+    for record in fields.cell_records(records):
+        timed = fields.timed_block(record)
         if not timed or not timed.get("samples_us"):
             continue
         samples = np.asarray(timed["samples_us"])
         if samples.size > MAX_BOX_POINTS:  # keep the file small; quartiles barely move
             samples = np.sort(rng.choice(samples, MAX_BOX_POINTS, replace=False))
         failed = record["status"] == "parity_failed"
-        label = plain(record["cell_id"].replace("/", " · ")) + (" ⚠ PARITY FAIL" if failed else "")
+        label = plain(cell_label(record)) + (" ⚠ PARITY FAIL" if failed else "")
         fig.add_trace(
             go.Box(
                 y=samples, name=label, boxpoints=False, marker_color=FAIL_COLOR if failed else None
@@ -194,8 +230,9 @@ def distribution_chart(records: Sequence[dict[str, Any]]) -> go.Figure:
 
 def cold_start_chart(frame: pd.DataFrame) -> go.Figure:
     """Export, load/compile and first-inference times per cell."""
-    frame = _series(frame[frame["load_s"].notna()])
-    label = [f"{s} · b{b}" for s, b in zip(frame["series"], frame["batch_size"], strict=True)]
+    frame = frame[frame["load_s"].notna()]
+    many_models = frame["model"].nunique() > 1
+    label = [plain(cell_label(r, model=many_models)) for _, r in frame.iterrows()]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=label, y=frame["load_s"] * 1e3, name="session / compile (ms)"))
     fig.add_trace(go.Bar(x=label, y=frame["first_run_ms"], name="first inference (ms)"))

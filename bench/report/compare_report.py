@@ -6,13 +6,17 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from bench.compare import Comparison, cell_label
-from bench.report.charts import plain
+from bench.compare import JOIN_KEYS, Comparison
+from bench.report.format import cell_label, md_escape, md_table, plain
 from bench.report.html import html_table, page
-from bench.report.tables import md_escape, md_table
 
 HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "ratio 95% CI", "p", "verdict",
            "comparable", "parity drift"]  # fmt: skip
+
+
+def key_label(key: tuple) -> str:
+    """A join key's cell label, in the format of every other report (bench.report.format)."""
+    return cell_label(dict(zip(JOIN_KEYS, key, strict=True)))
 
 
 def _num(value: Any, spec: str) -> str:
@@ -28,7 +32,7 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
     for c in comparison.cells:
         ci = f"{_num(c.ratio_low, '.3f')}–{_num(c.ratio_high, '.3f')}" if c.ratio_low else "–"
         rows.append([
-            cell_label(c.key), c.other, _num(c.base_median_us, ".1f"), _num(c.other_median_us, ".1f"),
+            key_label(c.key), c.other, _num(c.base_median_us, ".1f"), _num(c.other_median_us, ".1f"),
             _num(c.ratio, ".3f"), ci, _num(c.p_value, ".2g"), c.verdict,
             "yes" if c.comparable else f"NO: {c.not_comparable_reason}", c.parity_drift or "–",
         ])  # fmt: skip
@@ -57,7 +61,7 @@ def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -
     parts += ["", "## Environment differences", ""]
     env = env_rows(comparison)
     parts.append(md_table(["run", "field", "baseline", "run"], env) if env else "None.")
-    missing = [(run, cell_label(k)) for run, keys in comparison.only_in.items() for k in keys]
+    missing = [(run, key_label(k)) for run, keys in comparison.only_in.items() for k in keys]
     if missing:
         parts += ["", "## Cells in one run only", ""]
         parts.append(md_table(["only in", "cell"], [list(m) for m in missing]))
@@ -69,13 +73,15 @@ def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -
 
 def comparison_chart(comparison: Comparison) -> go.Figure:
     fig = go.Figure()
-    colors = {"slower": "#d62728", "faster": "#2ca02c", "not significant": "#7f7f7f"}
-    for verdict, color in colors.items():
+    colors = {"slower": "#d62728", "faster": "#2ca02c"}  # any other verdict: grey
+    verdicts = sorted({c.verdict for c in comparison.cells}, key=lambda v: (v not in colors, v))
+    for verdict in verdicts:
+        color = colors.get(verdict, "#7f7f7f")
         cells = [c for c in comparison.cells if c.verdict == verdict and c.ratio]
         if not cells:
             continue
         fig.add_trace(go.Bar(
-            x=[plain(f"{cell_label(c.key)} [{c.other}]") for c in cells],
+            x=[plain(f"{key_label(c.key)} [{c.other}]") for c in cells],
             y=[c.ratio for c in cells],
             error_y=dict(type="data", symmetric=False,
                          array=[(c.ratio_high or c.ratio) - c.ratio for c in cells],

@@ -1,0 +1,91 @@
+"""report.md: GitHub Markdown for release notes.
+
+Short on purpose: the parity status, the headline (rankings that admit ties), one compact
+latency table, failures and skips one line each. The full tables, warnings and the
+environment follow in a collapsed `<details>` section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from bench.report import fields
+from bench.report.format import md_escape, md_table
+from bench.report.frame import summary_frame
+from bench.report.notes import (
+    env_rows,
+    failure_lines,
+    headline_notes,
+    headline_rows,
+    skip_lines,
+    status_line,
+    table_notes,
+    warning_rows,
+)
+from bench.report.ranking import rank
+from bench.report.tables import accuracy_rows, compact_rows, latency_rows
+
+DETAILS_SUMMARY = "Full latency and accuracy tables, warnings, environment, reproduction"
+
+
+def _notes(lines: Sequence[str]) -> list[str]:
+    return ["", *(f"<sub>{md_escape(n)}</sub><br>" for n in lines)] if lines else []
+
+
+def _short_part(records: Sequence[dict[str, Any]], frame: pd.DataFrame) -> list[str]:
+    ok, status = status_line(frame)
+    parts = [f"**{'✅' if ok else '❌'} {status}**"]
+    rankings = rank(records)
+    if rankings:
+        parts += ["", "## Headline: fastest backend that passed parity", ""]
+        parts.append(md_table(*headline_rows(rankings)))
+        parts += _notes(headline_notes(rankings))
+    headers, rows = compact_rows(frame)
+    if rows:
+        parts += ["", "## Latency", ""]
+        parts.append(md_table(headers, rows))
+        parts += _notes(table_notes(frame))
+    problems = failure_lines(frame) + skip_lines(frame)
+    if problems:
+        parts += ["", "## Failures and skips", ""]
+        parts += [f"- {md_escape(line)}" for line in problems]
+    return parts
+
+
+def _details(
+    records: Sequence[dict[str, Any]], frame: pd.DataFrame, env: dict[str, Any]
+) -> list[str]:
+    parts = ["", "<details>", f"<summary>{DETAILS_SUMMARY}</summary>", ""]
+    headers, rows = latency_rows(frame)
+    if rows:
+        parts += ["## Latency, all statistics (inference only, inputs bound once; "
+                  "e2e = host arrays in and out)", ""]  # fmt: skip
+        parts.append(md_table(headers, rows))
+    references = sorted({r.get("reference") or "torch eager fp32"
+                         for r in fields.cell_records(records)})  # fmt: skip
+    parts += ["", f"## Accuracy against the reference ({'; '.join(references)})", ""]
+    parts.append(md_table(*accuracy_rows(frame)))
+    warned = warning_rows(frame)
+    if warned:
+        parts += ["", "## Stability warnings", ""]
+        parts.append(md_table(["cell", "warnings"], warned))
+    control = [md_escape(line) for line in fields.control_lines(records)]
+    parts += ["", "## Environment", "", *control, *([""] if control else [])]
+    parts.append(md_table(["what", "value"], env_rows(env)))
+    command = " ".join(env.get("command") or [])
+    parts += ["", "## Reproduce", "", "```", command, "```", "", "</details>", ""]
+    return parts
+
+
+def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
+    """report.md for one run."""
+    frame = summary_frame(records)
+    parts = ["# bench report", ""]
+    if frame.empty:
+        return "\n".join([*parts, "No cells were run."]) + "\n"
+    parts += _short_part(records, frame)
+    parts += _details(records, frame, env)
+    return "\n".join(parts)
