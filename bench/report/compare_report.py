@@ -7,11 +7,16 @@ from typing import Any
 import plotly.graph_objects as go
 
 from bench.compare import JOIN_KEYS, Comparison
-from bench.report.format import cell_label, md_escape, md_table, plain
+from bench.report.format import cell_label, esc, md_escape, md_table, plain
 from bench.report.html import html_table, page
 
-HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "ratio 95% CI", "p", "verdict",
-           "comparable", "parity drift"]  # fmt: skip
+HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "vs control", "judged 95% CI", "p",
+           "detectable", "verdict", "comparable", "parity drift"]  # fmt: skip
+METHOD = ("Ratio = run / baseline of the trial-level estimates (above 1: slower). Verdicts come "
+          "from Welch's t test on the log trial medians: `slower`/`faster` when p < 0.01, the "
+          "interval excludes 1 and the change is at least the detectable change (α 0.01, power "
+          "80%, from the spread between trials); `cannot resolve` when the runs are too noisy to "
+          "tell; `unchanged` otherwise.")  # fmt: skip
 
 
 def key_label(key: tuple) -> str:
@@ -33,7 +38,8 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
         ci = f"{_num(c.ratio_low, '.3f')}–{_num(c.ratio_high, '.3f')}" if c.ratio_low else "–"
         rows.append([
             key_label(c.key), c.other, _num(c.base_median_us, ".1f"), _num(c.other_median_us, ".1f"),
-            _num(c.ratio, ".3f"), ci, _num(c.p_value, ".2g"), c.verdict,
+            _num(c.ratio, ".3f"), _num(c.ratio_vs_control, ".3f"), ci, _num(c.p_value, ".2g"),
+            f"{c.mde:.1%}" if c.mde is not None else "–", c.verdict,
             "yes" if c.comparable else f"NO: {c.not_comparable_reason}", c.parity_drift or "–",
         ])  # fmt: skip
     return rows
@@ -51,10 +57,26 @@ def env_rows(comparison: Comparison) -> list[list[str]]:
             for name, a, b in diffs]  # fmt: skip
 
 
+def basis_lines(comparison: Comparison) -> list[str]:
+    """Which ratio the verdicts used per run, the control's own move, and whole-run moves."""
+    lines = []
+    for run in comparison.others:
+        control = comparison.control.get(run)
+        if comparison.basis.get(run) == "control" and control is not None:
+            lines.append(f"{run}: verdicts use ratios relative to the control workload (which "
+                         f"ran {control.ratio:.3f}x the baseline's time, 95% CI "
+                         f"{control.low:.3f}–{control.high:.3f})")  # fmt: skip
+        else:
+            lines.append(f"{run}: verdicts use raw ratios"
+                         + ("" if control else " (no control workload in both runs)"))  # fmt: skip
+        if comparison.moved_together.get(run):
+            lines.append(f"{run}: the whole run moved: {comparison.moved_together[run]}")
+    return lines
+
+
 def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
-    parts = [f"# bench compare: baseline {md_escape(comparison.baseline)}", "",
-             "Ratio = run median / baseline median (above 1: slower). Significant when "
-             "Mann-Whitney p < 0.01 and the ratio's CI excludes 1.", ""]  # fmt: skip
+    parts = [f"# bench compare: baseline {md_escape(comparison.baseline)}", "", METHOD, ""]
+    parts += [f"- {md_escape(line)}" for line in basis_lines(comparison)] + [""]
     parts.append(md_table(HEADERS, comparison_rows(comparison)))
     parts += ["", "## Geometric mean of ratios per backend (comparable cells)", ""]
     parts.append(md_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)))
@@ -97,8 +119,9 @@ def comparison_chart(comparison: Comparison) -> go.Figure:
 
 def html_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
     sections = [f"<h1>bench compare: baseline {plain(comparison.baseline)}</h1>",
-                "<p>Ratio = run median / baseline median (above 1: slower). Significant when "
-                "Mann-Whitney p &lt; 0.01 and the ratio's CI excludes 1.</p>",
+                f"<p>{esc(METHOD)}</p>",
+                "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in basis_lines(comparison))
+                + "</ul>",
                 html_table(HEADERS, comparison_rows(comparison)),
                 "<h2>Geometric mean per backend</h2>",
                 html_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)),
@@ -114,9 +137,10 @@ def html_comparison(comparison: Comparison, gate: list[str] | None = None) -> st
 
 
 def terminal_comparison(comparison: Comparison) -> str:
-    rows = [[r[0], r[1], r[4], r[5], r[7], r[8] if r[8] != "yes" else "", r[9] if r[9] != "–" else ""]
-            for r in comparison_rows(comparison)]  # fmt: skip
-    headers = ["cell", "run", "ratio", "95% CI", "verdict", "comparable", "parity drift"]
+    rows = [[r[0], r[1], r[4], r[5], r[6], r[8], r[9], r[10] if r[10] != "yes" else "",
+             r[11] if r[11] != "–" else ""] for r in comparison_rows(comparison)]  # fmt: skip
+    headers = ["cell", "run", "ratio", "vs control", "judged 95% CI", "detectable", "verdict",
+               "comparable", "parity drift"]  # fmt: skip
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
@@ -126,4 +150,9 @@ def terminal_comparison(comparison: Comparison) -> str:
         lines.append(f"geomean {row[1]} in {row[0]}: {row[2]}")
     for row in env_rows(comparison):
         lines.append(f"env differs in {row[0]}: {row[1]}: {row[2]} -> {row[3]}")
+    counts: dict[str, int] = {}
+    for cell in comparison.cells:
+        counts[cell.verdict] = counts.get(cell.verdict, 0) + 1
+    lines.append("verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    lines += basis_lines(comparison)
     return "\n".join(lines)
