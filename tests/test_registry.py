@@ -39,6 +39,17 @@ def test_register_backend_is_one_line() -> None:
         BACKENDS.pop("my-ort")
 
 
+def test_fresh_worker_defaults_to_false() -> None:
+    assert Backend.fresh_worker is False
+    for name in ("ort-cpu", "ort-cuda", "openvino", "torch", "torch-cuda"):
+        assert load_backend_class(backend_entry(name).target).fresh_worker is False
+
+    class Compiled(load_backend_class(backend_entry("torch").target)):
+        fresh_worker = True  # torch.compile's caches must not leak between cells
+
+    assert Compiled.fresh_worker is True
+
+
 def test_ort_cuda_unavailable_reason_on_cpu_build() -> None:
     ort = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" in ort.get_available_providers():
