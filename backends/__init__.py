@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
 from bench.backends.base import Backend, BackendUnavailable, LoadSpec
+from bench.backends.ort import OrtExecutionProvider
 from bench.errors import BenchError
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "BackendEntry",
     "BackendUnavailable",
     "LoadSpec",
+    "OrtExecutionProvider",
     "availability",
     "backend_entry",
     "load_backend_class",
