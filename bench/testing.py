@@ -26,7 +26,9 @@ precisions it supports (fp32 among them) and `fresh_worker`; on simple_cnn at ba
 loads, binds, runs, returns the model's outputs by name, matching PyTorch eager within rtol
 1e-3 / atol 1e-5; `infer()` gives the same numbers as bind/run/outputs; `describe()` reads
 back string settings with the effective precision; `bind()` refuses wrong input names with
-a ValueError; a throughput round works and leaves the backend usable; `close()` can be
+a ValueError; a throughput round works and leaves the backend usable; two instances
+loaded at once keep their own inputs and outputs, and closing one leaves the other working
+(a worker holds every cell of a backend loaded between interleaved trials); `close()` can be
 called twice; every other precision it declares is either honoured (and read back) or
 refused with `PrecisionMismatch`, never computed silently in another precision.
 
@@ -87,7 +89,7 @@ def simple_cnn_onnx(tmp_path_factory: pytest.TempPathFactory, opset: int = 17) -
     return _EXPORTS[key]
 
 
-def simple_cnn_reference() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def simple_cnn_reference(seed: int = SEED) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Seeded inputs at batch 3 and PyTorch eager's fp32 outputs for them."""
     import torch
 
@@ -95,7 +97,7 @@ def simple_cnn_reference() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]
 
     spec = resolve_model(MODEL)
     module = spec.build_module()
-    inputs = spec.make_inputs({"batch": BATCH}, seed=SEED)
+    inputs = spec.make_inputs({"batch": BATCH}, seed=seed)
     with torch.inference_mode():
         out = module(torch.from_numpy(inputs["input_image"])).numpy()
     return inputs, {"output_logits": out}
@@ -243,6 +245,30 @@ class BackendContract:
         contract_backend.bind(inputs)  # as the worker does after a throughput loop
         contract_backend.run()
         _assert_matches_reference(contract_backend.outputs(), expected)
+
+    def test_loaded_instances_do_not_interfere(
+        self, backend_name: str, contract_onnx: str, contract_reference
+    ) -> None:
+        """A worker keeps every cell of a backend loaded between interleaved trials, and
+        closes one while the others go on."""
+        inputs, expected = contract_reference
+        other_inputs, other_expected = simple_cnn_reference(SEED + 1)
+        first = ready_backend(backend_name, contract_onnx, options=self.backend_options)
+        try:
+            second = ready_backend(backend_name, contract_onnx, options=self.backend_options)
+            try:
+                first.bind(inputs)
+                second.bind(other_inputs)
+                first.run()
+                second.run()
+                _assert_matches_reference(first.outputs(), expected)
+                _assert_matches_reference(second.outputs(), other_expected)
+            finally:
+                second.close()
+            first.run()
+            _assert_matches_reference(first.outputs(), expected)
+        finally:
+            first.close()
 
     def test_close_twice(self, contract_backend: Backend) -> None:
         contract_backend.close()
