@@ -1,4 +1,4 @@
-"""The contract every runtime backend implements (see DESIGN.md, "Interfaces").
+"""The contract every runtime backend implements (see docs/design.md, "Interfaces").
 
 Backends never read the clock: `bench.timing` times `run()`. `run()` must return only once
 the inference is complete (device backends synchronise inside it), so that the timing is true.
@@ -44,6 +44,12 @@ class Backend(abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     #: In throughput mode one timed round runs `requests * ROUND_DEPTH` inferences.
     ROUND_DEPTH: ClassVar[int] = 4
+    #: True: every cell of this backend runs in a fresh worker process, started for that cell
+    #: alone. For runtimes whose process-wide state would carry from one cell into the next
+    #: and change its numbers: torch.compile's caches must not leak between cells. False (the
+    #: default): one worker serves all of a backend's cells in a row and is replaced only when
+    #: it dies.
+    fresh_worker: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod

@@ -1,4 +1,35 @@
-"""ONNX Runtime backends: CPU and CUDA execution providers, timed through IO binding."""
+"""ONNX Runtime backends: one class per execution provider, timed through IO binding.
+
+`OrtExecutionProvider` is the public base: a backend for any execution provider is a
+subclass that names the provider, its options and where IO binding places tensors. ONNX
+Runtime with the OpenVINO or TensorRT execution provider, for example:
+
+```python
+from bench.backends import OrtExecutionProvider
+
+
+class OrtOpenVino(OrtExecutionProvider):
+    name = "ort-openvino"
+    device = "cpu"
+    provider = "OpenVINOExecutionProvider"
+    provider_options = {"device_type": "CPU", "precision": "FP32"}
+
+
+class OrtTensorRT(OrtExecutionProvider):
+    name = "ort-trt"
+    device = "cuda"
+    provider = "TensorrtExecutionProvider"
+    provider_options = {"trt_fp16_enable": "False"}
+    fallback_providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    ort_device = "cuda"
+```
+
+Options (`LoadSpec.options`, from `--backend-option BACKEND.KEY=VALUE`): keys prefixed
+`provider.` are provider options and override the class's `provider_options`
+(`--backend-option ort-trt.provider.trt_fp16_enable=True`); `graph_optimization_level`,
+`inter_op_num_threads` and `execution_mode` set the session options of those names; any other
+key is a session config entry (`SessionOptions.add_session_config_entry`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +39,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.backends.base import Backend, BackendUnavailable, LoadSpec
+
+__all__ = ["PROVIDER_OPTION_PREFIX", "OrtCpu", "OrtCuda", "OrtExecutionProvider", "split_options"]
+
+#: `LoadSpec.options` keys with this prefix are provider options, the rest session options.
+PROVIDER_OPTION_PREFIX = "provider."
 
 _OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -25,13 +61,38 @@ def _import_ort():
     return onnxruntime
 
 
-class _OrtBackend(Backend):
-    """Shared ONNX Runtime logic; subclasses name the provider and the memory device."""
+def split_options(options: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(session options, provider options) from a backend's options: the keys prefixed
+    `provider.` are provider options, with the prefix removed."""
+    session, provider = {}, {}
+    for key, value in options.items():
+        if key.startswith(PROVIDER_OPTION_PREFIX):
+            name = key.removeprefix(PROVIDER_OPTION_PREFIX)
+            if not name:
+                raise ValueError(f"option {key!r}: expected {PROVIDER_OPTION_PREFIX}NAME=VALUE")
+            provider[name] = value
+        else:
+            session[key] = value
+    return session, provider
+
+
+class OrtExecutionProvider(Backend):
+    """ONNX Runtime with one execution provider; subclasses name it.
+
+    `provider` must be the first provider the session actually uses (`get_providers()`):
+    ONNX Runtime only warns and runs on the CPU when a provider cannot load, so such a
+    session is refused with `BackendUnavailable`, never timed. `fallback_providers` are listed
+    after it for the nodes it has no kernel for. `provider_options` are the class's options
+    for `provider` (strings, as ONNX Runtime takes them); `provider.KEY` options override them.
+    `ort_device` is where IO binding places inputs and outputs ("cpu" or "cuda").
+    """
 
     consumes = "onnx"
+    device: ClassVar[str] = "cpu"
     provider: ClassVar[str]
-    session_providers: ClassVar[tuple[str, ...]]
-    ort_device: ClassVar[str]
+    provider_options: ClassVar[Mapping[str, str]] = {}
+    fallback_providers: ClassVar[tuple[str, ...]] = ()
+    ort_device: ClassVar[str] = "cpu"
 
     def __init__(self) -> None:
         self._session: Any = None
@@ -39,6 +100,7 @@ class _OrtBackend(Backend):
         self._bound: list[Any] = []
         self._pool: Any = None
         self._bindings: list[Any] = []
+        self._provider_options: dict[str, str] = {}
 
     @classmethod
     def check_available(cls) -> None:
@@ -50,12 +112,12 @@ class _OrtBackend(Backend):
                 f"(available: {', '.join(providers)})"
             )
 
-    def _session_options(self, spec: LoadSpec) -> Any:
+    def _session_options(self, spec: LoadSpec, session_options: Mapping[str, str]) -> Any:
         ort = _import_ort()
         options = ort.SessionOptions()
         if spec.threads:
             options.intra_op_num_threads = spec.threads
-        for key, value in spec.options.items():
+        for key, value in session_options.items():
             if key == "graph_optimization_level":
                 if value not in _OPT_LEVELS:
                     raise ValueError(
@@ -74,15 +136,23 @@ class _OrtBackend(Backend):
 
     def load(self, spec: LoadSpec) -> None:
         ort = _import_ort()
-        self._session = ort.InferenceSession(
-            spec.source, self._session_options(spec), providers=list(self.session_providers)
+        session_options, user_provider_options = split_options(spec.options)
+        self._provider_options = {
+            **{key: str(value) for key, value in self.provider_options.items()},
+            **user_provider_options,
+        }
+        providers: list[Any] = [(self.provider, self._provider_options)]
+        providers += [p for p in self.fallback_providers if p != self.provider]
+        session = ort.InferenceSession(
+            spec.source, self._session_options(spec, session_options), providers=providers
         )
-        active = self._session.get_providers()
+        active = session.get_providers()
         if not active or active[0] != self.provider:
             # ONNX Runtime only warns and runs on the CPU when a provider cannot load.
             raise BackendUnavailable(
                 f"{self.provider} did not load; ONNX Runtime fell back to {', '.join(active)}"
             )
+        self._session = session
 
     def bind(self, inputs: Mapping[str, np.ndarray]) -> None:
         ort = _import_ort()
@@ -124,7 +194,7 @@ class _OrtBackend(Backend):
 
     def run(self) -> None:
         # run_options stays None: in onnxruntime 1.32 passing a RunOptions object costs about
-        # 25 µs per call in the Python wrapper (DESIGN.md, measured facts).
+        # 25 µs per call in the Python wrapper (docs/design.md, measured facts).
         self._session.run_with_iobinding(self._binding)
         if self.ort_device != "cpu":
             self._binding.synchronize_outputs()
@@ -141,7 +211,7 @@ class _OrtBackend(Backend):
         ort = _import_ort()
         options = self._session.get_session_options()
         threads = options.intra_op_num_threads
-        return {
+        settings = {
             "runtime": f"onnxruntime {ort.__version__}",
             "providers": ",".join(self._session.get_providers()),
             "intra_op_num_threads": str(threads) if threads else "0 (ORT default: physical cores)",
@@ -150,6 +220,23 @@ class _OrtBackend(Backend):
             "execution_mode": str(options.execution_mode).split(".")[-1],
             "precision": "fp32 (graph dtypes)",
         }
+        if self._provider_options:
+            settings["provider_options"] = self._describe_provider_options()
+        return settings
+
+    def _describe_provider_options(self) -> str:
+        """The provider options asked for, each with what ONNX Runtime reports back for it
+        (`get_provider_options()`; some providers, the CPU one among them, report none)."""
+        reported = self._session.get_provider_options().get(self.provider, {})
+        shown = []
+        for key, value in sorted(self._provider_options.items()):
+            if key not in reported:
+                shown.append(f"{key}={value} (not read back)")
+            elif str(reported[key]) != value:
+                shown.append(f"{key}={value} (ONNX Runtime reports {reported[key]})")
+            else:
+                shown.append(f"{key}={value}")
+        return ", ".join(shown)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -161,17 +248,16 @@ class _OrtBackend(Backend):
         self._session = None
 
 
-class OrtCpu(_OrtBackend):
+class OrtCpu(OrtExecutionProvider):
     """ONNX Runtime with the CPU execution provider."""
 
     name = "ort-cpu"
     device = "cpu"
     provider = "CPUExecutionProvider"
-    session_providers = ("CPUExecutionProvider",)
     ort_device = "cpu"
 
 
-class OrtCuda(_OrtBackend):
+class OrtCuda(OrtExecutionProvider):
     """ONNX Runtime with the CUDA execution provider; inputs and outputs live on the GPU."""
 
     name = "ort-cuda"
@@ -179,5 +265,5 @@ class OrtCuda(_OrtBackend):
     provider = "CUDAExecutionProvider"
     # The CPU provider stays listed so nodes without a CUDA kernel can run; the session is
     # refused in `load` unless CUDA is the first provider actually in use.
-    session_providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    fallback_providers = ("CPUExecutionProvider",)
     ort_device = "cuda"
