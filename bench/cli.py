@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -15,26 +14,7 @@ from bench.errors import BenchError
 from bench.options import apply_config_file, config_from_args, positive
 from bench.parser import build_parser
 from bench.results import CLEAN_STATUSES, ENV_FILE, RUN_FILE
-
-
-def _new_run_dir(out: str | None) -> tuple[Path, str]:
-    run_id = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{socket.gethostname()[:20]}"
-    run_dir = Path(out) if out else Path("results") / run_id
-    if out is None:
-        suffix = 1
-        while run_dir.exists():
-            suffix += 1
-            run_dir = Path("results") / f"{run_id}-{suffix}"
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise BenchError(f"--out: cannot write to {run_dir} ({exc.strerror or exc})") from None
-    if (run_dir / "results.jsonl").exists():
-        raise BenchError(f"--out: {run_dir} already holds a run; choose another folder")
-    return run_dir, run_dir.name
+from bench.rundir import new_run_dir
 
 
 def _resume_state(run_dir: Path, retry_failed: bool) -> tuple[RunConfig, str, dict, set[str]]:
@@ -70,7 +50,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         if args.retry_failed:
             raise BenchError("--retry-failed goes with --resume RUN_DIR")
         config = config_from_args(args)
-        run_dir, run_id = _new_run_dir(args.out)
+        run_dir, run_id = new_run_dir(args.out)
         env, finished = collect_env(command), set()
         write_json(run_dir / RUN_FILE, {"run_id": run_id, "config": config.to_record()})
     write_json(run_dir / ENV_FILE, env)
@@ -129,7 +109,8 @@ def cmd_list() -> int:
         cls = load_backend_class(entry.target)
         ok, reason = availability(name)
         state = "available" if ok else f"unavailable: {reason}"
-        print(f"  {name:<11} {cls.device:<5} consumes {cls.consumes:<6} {state}")
+        origin = f" (plugin: {entry.dist})" if getattr(entry, "dist", None) else ""
+        print(f"  {name:<11} {cls.device:<5} consumes {cls.consumes:<6} {state}{origin}")
     return 0
 
 

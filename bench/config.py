@@ -11,7 +11,6 @@ from bench.timing import TimingPolicy
 DEFAULT_OPSETS = (13, 17, 18)
 DEFAULT_BATCH_SIZES = (1, 8, 32)
 DEFAULT_BACKENDS = ("ort-cpu", "ort-cuda", "openvino", "torch")
-BASELINE_BACKEND = "torch"
 
 
 @dataclass(frozen=True)

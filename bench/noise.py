@@ -78,11 +78,11 @@ def cmd_noise(args: argparse.Namespace, argv: list[str]) -> int:
     """Run the A/A experiment and print what this machine can resolve."""
     import sys
 
-    from bench.cli import _new_run_dir
     from bench.config import RunConfig, default_cache_dir
     from bench.envinfo import collect_env
     from bench.options import _csv, _ints, positive
     from bench.results import RUN_FILE, ResultsWriter, write_json
+    from bench.rundir import new_run_dir
     from bench.runner import Runner, StopRequest
     from bench.timing import TimingPolicy
 
@@ -98,7 +98,7 @@ def cmd_noise(args: argparse.Namespace, argv: list[str]) -> int:
         timing=TimingPolicy(trials=args.trials * args.repeats, min_time=args.min_time),
         seed=args.seed, cache_dir=str(default_cache_dir()), end_to_end=False,
     )  # fmt: skip
-    run_dir, run_id = _new_run_dir(args.out)
+    run_dir, run_id = new_run_dir(args.out)
     write_json(run_dir / RUN_FILE, {"run_id": run_id, "config": config.to_record(),
                                     "noise": {"trials": args.trials, "repeats": args.repeats}})  # fmt: skip
     write_json(run_dir / "env.json", collect_env(["bench", *argv]))

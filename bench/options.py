@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.config import BASELINE_BACKEND, RunConfig, default_cache_dir
+from bench.config import RunConfig, default_cache_dir
 from bench.configfile import read_config_file, run_defaults
 from bench.errors import BenchError
+from bench.record import BASELINE_BACKEND
 
 MAX_BATCH = 65536
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
-from bench.config import BASELINE_BACKEND, RunConfig
+from bench.config import RunConfig
+from bench.record import BASELINE_BACKEND
 from bench.timing import TimingPolicy
 
 RUN = RunConfig()

@@ -14,6 +14,8 @@ from bench.errors import BenchError
 STATUSES = ("ok", "parity_failed", "skipped", "export_failed", "failed", "crashed", "timeout")
 CLEAN_STATUSES = ("ok", "skipped")
 KINDS = ("cell", "control")
+#: The backend every run adds as reference and speed baseline (unless --no-baseline).
+BASELINE_BACKEND = "torch"
 
 
 @dataclass

@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bench.config import BASELINE_BACKEND
+from bench.record import BASELINE_BACKEND
 from bench.report.format import dims_text, fmt, missing
 
 Record = Mapping[str, Any]
