@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,7 +32,7 @@ class TorchEager(Backend):
     def __init__(self) -> None:
         self._module: Any = None
         self._args: list[Any] = []
-        self._result: tuple[Any, ...] = ()
+        self._result: Sequence[Any] = ()
         self._output_names: list[str] = []
         self._input_names: list[str] = []
         self._dtype: Any = None

@@ -116,9 +116,10 @@ def _setting(key: str, value: Any, action: argparse.Action) -> Any:
     # Comma-separated text flags (--backends, --opsets, ...): a list or a single value.
     items = value if isinstance(value, list) else [value]
     texts = [_scalar_text(item) for item in items]
-    if any(text is None for text in texts):
+    known = [text for text in texts if text is not None]
+    if len(known) != len(texts):
         raise wrong("a string, a number or a list of them")
-    return ",".join(texts)
+    return ",".join(known)
 
 
 def _tolerances(value: Any) -> dict[str, dict[str, float]]:

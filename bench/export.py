@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TypedDict
 
 from bench.errors import BenchError
-from bench.models.spec import ModelSpec
+from bench.models.spec import InputSpec, ModelSpec, OutputSpec
 from bench.timing import seconds
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
@@ -93,7 +94,8 @@ def specialised_dims(path: str | Path, spec: ModelSpec) -> list[str]:
     graph = onnx.load(str(path), load_external_data=False).graph
     shapes = {v.name: v.type.tensor_type.shape.dim for v in [*graph.input, *graph.output]}
     found = []
-    for spec_input in [*spec.inputs, *spec.outputs]:
+    ports: list[InputSpec | OutputSpec] = [*spec.inputs, *spec.outputs]
+    for spec_input in ports:
         dims = shapes.get(spec_input.name)
         if dims is None:
             continue
@@ -155,12 +157,22 @@ def _cache_key(spec: ModelSpec, exporter: str, opset: int) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+class _ExportOptions(TypedDict):
+    """The keyword arguments both exporters share."""
+
+    export_params: bool
+    opset_version: int
+    do_constant_folding: bool
+    input_names: list[str]
+    output_names: list[str]
+
+
 def _run_exporter(spec: ModelSpec, module, exporter: str, opset: int, path: Path) -> None:
     import torch
 
     example = spec.make_inputs(spec.export_sizes(), seed=0)
     args = tuple(torch.from_numpy(example[name]) for name in spec.input_names)
-    common = dict(
+    common = _ExportOptions(
         export_params=True,
         opset_version=opset,
         do_constant_folding=True,
@@ -179,7 +191,8 @@ def _run_exporter(spec: ModelSpec, module, exporter: str, opset: int, path: Path
         )
         torch.onnx.export(module, args, str(path), dynamo=True, dynamic_shapes=shapes, **common)
     else:
-        axes = {i.name: i.dynamic_dims() for i in [*spec.inputs, *spec.outputs] if i.dynamic_dims()}
+        ports: list[InputSpec | OutputSpec] = [*spec.inputs, *spec.outputs]
+        axes = {i.name: i.dynamic_dims() for i in ports if i.dynamic_dims()}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
@@ -275,7 +288,7 @@ def export_model(
     if first.ok and first.opset_actual == opset:
         return replace(first, exporter_requested="auto")
     reason = (
-        f"dynamo exporter failed: {first.error.splitlines()[0]}"
+        f"dynamo exporter failed: {(first.error or 'no error text').splitlines()[0]}"
         if not first.ok
         else f"dynamo exporter wrote opset {first.opset_actual}, not {opset}"
     )

@@ -45,7 +45,7 @@ def timing_block(trials: Sequence[Trial], items_per_sample: int, run_start_s: fl
     """
     used = [t for t in trials if t.used]
     pooled: list[float] = []
-    entries = []
+    entries: list[dict[str, Any]] = []
     medians = []
     jitters = []
     for trial in trials:

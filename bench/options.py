@@ -93,7 +93,7 @@ def _dims(
     known = sorted({d for m in models for d in resolve_model(m, sizes).dynamic_dims()})
     parsed = {}
     for item in items:
-        name, eq, sizes = item.partition("=")
+        name, eq, size_text = item.partition("=")
         if not eq:
             raise BenchError(f"--dims {item!r}: expected NAME=SIZE[,SIZE...]")
         if name not in known:
@@ -101,7 +101,7 @@ def _dims(
             raise BenchError(
                 f"--dims: no model in this run has a dimension {name!r}; valid: {valid}"
             )
-        values = _ints(f"--dims {name}", sizes)
+        values = _ints(f"--dims {name}", size_text)
         if any(not 1 <= v <= MAX_BATCH for v in values):
             raise BenchError(f"--dims {item!r}: sizes must be 1 to {MAX_BATCH}")
         parsed[name] = values

@@ -34,6 +34,9 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats as sps
 
+#: Raw samples: a sequence of floats, or a float array.
+Samples = Sequence[float] | np.ndarray
+
 PERCENTILES = (50, 90, 95, 99)
 TAIL_MIN_BEYOND = 10
 _Z = {0.90: 1.6449, 0.95: 1.9600, 0.99: 2.5758}
@@ -65,7 +68,7 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
     return j - 1, n - j
 
 
-def median_ci(samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+def median_ci(samples: Samples, confidence: float = 0.95) -> tuple[float, float] | None:
     """Distribution-free confidence interval of the median, or None with too few samples."""
     ranks = median_ci_ranks(len(samples), confidence)
     if ranks is None:
@@ -74,7 +77,7 @@ def median_ci(samples: Sequence[float], confidence: float = 0.95) -> tuple[float
     return float(ordered[ranks[0]]), float(ordered[ranks[1]])
 
 
-def ci_relative_halfwidth(samples: Sequence[float], confidence: float = 0.95) -> float:
+def ci_relative_halfwidth(samples: Samples, confidence: float = 0.95) -> float:
     """Half the CI width of the median over the median; inf when it cannot be computed."""
     interval = median_ci(samples, confidence)
     median = float(np.median(samples)) if len(samples) else 0.0
@@ -90,7 +93,7 @@ def unreliable_percentiles(n: int, percentiles: Sequence[int] = PERCENTILES) -> 
 
 def summarize(
     samples_us: Sequence[float], items_per_call: int = 1
-) -> dict[str, float | int | list]:
+) -> dict[str, float | int | list | None]:
     """Latency statistics (µs) and throughput (items/s, from the median) of raw samples."""
     values = np.asarray(samples_us, dtype=np.float64)
     n = int(values.size)
@@ -100,7 +103,7 @@ def summarize(
     median = float(p[0])
     q1, q3 = np.percentile(values, [25, 75])
     interval = median_ci(values)
-    stats: dict[str, float | int | list] = {
+    stats: dict[str, float | int | list | None] = {
         "n": n,
         "min_us": float(values.min()),
         "mean_us": float(values.mean()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
 import os
@@ -122,7 +123,8 @@ def _spec_from_tuple(ref: str, function, result: tuple) -> ModelSpec:
     def build():
         return function()[0]
 
-    build.__wrapped__ = function  # the user's file is what the export cache key hashes
+    # Sets only `build.__wrapped__`: the user's file is what the export cache key hashes.
+    functools.update_wrapper(build, function, assigned=(), updated=())
     return ModelSpec(
         name=ref,
         build=build,

@@ -39,8 +39,11 @@ def _build():
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 1.5)
+                mean, var = module.running_mean, module.running_var
+                if mean is None or var is None:  # track_running_stats is on (the default)
+                    raise ValueError("BatchNorm2d without running statistics")
+                mean.uniform_(-0.2, 0.2)
+                var.uniform_(0.5, 1.5)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
     return model

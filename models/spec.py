@@ -54,6 +54,7 @@ class InputSpec:
     def generate(self, dims: Mapping[str, int], rng: np.random.Generator) -> np.ndarray:
         """Draw a value for this input from its generator."""
         shape = self.concrete_shape(dims)
+        value: np.ndarray
         if self.generator == "normal":
             value = rng.standard_normal(shape)
         elif self.generator == "uniform":

@@ -167,7 +167,7 @@ def parity_heatmap(frame: pd.DataFrame) -> go.Figure:
     frame = _series(frame[frame["status"] != "skipped"])
     rows = sorted(frame["series"].unique())
     cols = sorted(frame["batch_size"].unique())
-    z = [[None] * len(cols) for _ in rows]
+    z: list[list[float | None]] = [[None] * len(cols) for _ in rows]
     text = [[""] * len(cols) for _ in rows]
     for _, r in frame.iterrows():
         i, j = rows.index(r["series"]), cols.index(r["batch_size"])

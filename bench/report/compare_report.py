@@ -99,16 +99,16 @@ def comparison_chart(comparison: Comparison) -> go.Figure:
     verdicts = sorted({c.verdict for c in comparison.cells}, key=lambda v: (v not in colors, v))
     for verdict in verdicts:
         color = colors.get(verdict, "#7f7f7f")
-        cells = [c for c in comparison.cells if c.verdict == verdict and c.ratio]
-        if not cells:
+        bars = [(c, c.ratio) for c in comparison.cells if c.verdict == verdict and c.ratio]
+        if not bars:
             continue
         fig.add_trace(go.Bar(
-            x=[plain(f"{key_label(c.key)} [{c.other}]") for c in cells],
-            y=[c.ratio for c in cells],
+            x=[plain(f"{key_label(c.key)} [{c.other}]") for c, _ in bars],
+            y=[ratio for _, ratio in bars],
             error_y=dict(type="data", symmetric=False,
-                         array=[(c.ratio_high or c.ratio) - c.ratio for c in cells],
-                         arrayminus=[c.ratio - (c.ratio_low or c.ratio) for c in cells]),
-            marker=dict(color=color, pattern=dict(shape=["x" if not c.comparable or c.parity_drift else "" for c in cells])),
+                         array=[(c.ratio_high or ratio) - ratio for c, ratio in bars],
+                         arrayminus=[ratio - (c.ratio_low or ratio) for c, ratio in bars]),
+            marker=dict(color=color, pattern=dict(shape=["x" if not c.comparable or c.parity_drift else "" for c, _ in bars])),
             name=verdict,
         ))  # fmt: skip
     fig.add_hline(y=1.0, line_dash="dot", annotation_text="baseline")

@@ -46,7 +46,7 @@ def center_us(block: Mapping[str, Any] | None) -> float | None:
         return None
     value = block.get("center_us")
     value = block.get("p50_us") if missing(value) else value
-    return None if missing(value) else float(value)
+    return None if value is None or missing(value) else float(value)
 
 
 def interval_us(block: Mapping[str, Any] | None) -> tuple[float, float] | None:
@@ -54,7 +54,9 @@ def interval_us(block: Mapping[str, Any] | None) -> tuple[float, float] | None:
     if not block:
         return None
     low, high = block.get("ci95_low_us"), block.get("ci95_high_us")
-    return None if missing(low) or missing(high) else (float(low), float(high))
+    if low is None or high is None or missing(low) or missing(high):
+        return None
+    return float(low), float(high)
 
 
 def interval_scope(block: Mapping[str, Any] | None) -> str | None:
@@ -91,7 +93,7 @@ def items_per_s(record: Record) -> float | None:
     if not missing(block.get("center_us")) and block["center_us"] > 0:
         return record["batch_size"] * 1e6 / float(block["center_us"])
     rate = block.get("throughput_items_per_s")
-    return None if missing(rate) else float(rate)
+    return None if rate is None or missing(rate) else float(rate)
 
 
 def items_per_unit(record: Record) -> int:
@@ -140,7 +142,10 @@ def speedup(record: Record, base: Mapping[tuple, Record]) -> tuple[float | None,
     rate = items_per_s(record)
     if torch is None or not rate:
         return None, False
-    return rate / items_per_s(torch), contended(record) or contended(torch)
+    torch_rate = items_per_s(torch)
+    if torch_rate is None:  # never for a record from `baselines`, which needs a rate
+        raise TypeError("torch baseline record without a throughput")
+    return rate / torch_rate, contended(record) or contended(torch)
 
 
 def trial_spread(block: Mapping[str, Any] | None) -> float | None:

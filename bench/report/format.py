@@ -42,7 +42,8 @@ def export_label(row: Mapping[str, Any]) -> str:
     (`exporter_used`, `opset_actual`), else the requested ones; `(asked opN)` when the written
     opset is not the requested one. `row` is a record, a summary_frame row or a join key's dict.
     """
-    export = row.get("export") if isinstance(row.get("export"), Mapping) else {}
+    raw_export = row.get("export")
+    export: Mapping[str, Any] = raw_export if isinstance(raw_export, Mapping) else {}
     exporter = _first(row.get("exporter"), export.get("exporter_requested"))
     requested = _first(row.get("opset_requested"), export.get("opset_requested"))
     actual = _first(row.get("opset_actual"), export.get("opset_actual"))

@@ -5,7 +5,7 @@ Control records (`kind: "control"`) are not cells: they never appear here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -24,7 +24,7 @@ KEY_COLUMNS = [
 ]
 
 
-def _worst_parity(record: dict[str, Any]) -> dict[str, Any]:
+def _worst_parity(record: Mapping[str, Any]) -> dict[str, Any]:
     parity = record.get("parity") or {}
     outputs = parity.get("outputs") or []
 
@@ -47,7 +47,7 @@ def _worst_parity(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _timing(block: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+def _timing(block: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
     block = block or {}
     interval = fields.interval_us(block)
     return {
@@ -58,18 +58,18 @@ def _timing(block: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
     }
 
 
-def _same_graph_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+def _same_graph_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """ "same graph as op17" for cells whose ONNX graph (hash ignoring the opset) equals that
     of another cell of the same model, backend, batch, dims, precision and mode."""
 
-    def opset(r: dict[str, Any]) -> Any:
+    def opset(r: Mapping[str, Any]) -> Any:
         return (
             r.get("opset_actual")
             if not missing(r.get("opset_actual"))
             else r.get("opset_requested")
         )
 
-    def group(r: dict[str, Any]) -> tuple:
+    def group(r: Mapping[str, Any]) -> tuple:
         return (r["model"], r["backend"], r["batch_size"], dims_text(r.get("dims")),
                 r["precision"], r.get("mode", "latency"), fields.graph_sha(r))  # fmt: skip
 

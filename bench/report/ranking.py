@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from bench.report import fields
 from bench.report.format import dims_text, export_label
@@ -44,6 +44,10 @@ class Contender:
         rest = [e.split(" ", 1)[1] if " " in e else e for e in self.exports[1:]]
         return f"{self.exports[0]} = {' = '.join(rest)}, same graph"
 
+    @overload
+    def per_item(self, value: float) -> float: ...
+    @overload
+    def per_item(self, value: float | None) -> float | None: ...
     def per_item(self, value: float | None) -> float | None:
         return None if value is None else value / self.items
 
@@ -68,9 +72,25 @@ def _passed(record: Mapping[str, Any]) -> bool:
     return record["status"] == "ok" and (record.get("parity") or {}).get("passed") is not False
 
 
+def _known_center(block: Mapping[str, Any] | None) -> float:
+    """A ranked cell's center: `rank` keeps only cells that have one."""
+    center = fields.center_us(block)
+    if center is None:
+        raise ValueError("a ranked cell has no center")
+    return center
+
+
+def _known_per_item(record: Mapping[str, Any]) -> float:
+    """A ranked cell's center per item: `rank` keeps only cells that have one."""
+    timing = fields.per_item_us(record)
+    if timing is None:
+        raise ValueError("a ranked cell has no center")
+    return timing[0]
+
+
 def _contender(cells: Sequence[Mapping[str, Any]], base: Mapping[tuple, Any]) -> Contender:
     blocks = [fields.timed_block(r) for r in cells]
-    centers = [fields.center_us(b) for b in blocks]
+    centers = [_known_center(b) for b in blocks]
     intervals = [fields.interval_us(b) for b in blocks]
     known = [i for i in intervals if i is not None]
     speeds = [fields.speedup(r, base) for r in cells]
@@ -108,7 +128,7 @@ def _best_per_backend(
 
 def _overlaps(a: Contender, b: Contender) -> bool:
     """True unless both intervals are known and disjoint."""
-    if None in (a.low_us, a.high_us, b.low_us, b.high_us):
+    if a.low_us is None or a.high_us is None or b.low_us is None or b.high_us is None:
         return True
     return not (a.per_item(a.high_us) < b.per_item(b.low_us)
                 or b.per_item(b.high_us) < a.per_item(a.low_us))  # fmt: skip
@@ -125,10 +145,13 @@ def _inside(c: Contender, other: Contender) -> bool:
 def could_differ(tied: Sequence[Contender]) -> float | None:
     """max over pairs of (one's upper end / the other's lower end) − 1: how much faster one
     of the tied backends could truly be than another. None when an interval is missing."""
-    if any(c.low_us is None or c.high_us is None or c.low_us <= 0 for c in tied):
-        return None
-    return max(a.per_item(a.high_us) / b.per_item(b.low_us)
-               for a in tied for b in tied if a is not b) - 1  # fmt: skip
+    bounds: list[tuple[Contender, float, float]] = []  # (contender, low, high) per item
+    for c in tied:
+        if c.low_us is None or c.high_us is None or c.low_us <= 0:
+            return None
+        bounds.append((c, c.per_item(c.low_us), c.per_item(c.high_us)))
+    return max(high / low
+               for a, _, high in bounds for b, low, _ in bounds if a is not b) - 1  # fmt: skip
 
 
 def rank(records: Sequence[Mapping[str, Any]]) -> list[Ranking]:
@@ -143,11 +166,15 @@ def rank(records: Sequence[Mapping[str, Any]]) -> list[Ranking]:
     rankings = []
     for (model, batch, dims, precision, mode), group in groups.items():
         contenders = _best_per_backend([r for r in group if _passed(r)], base)
+        fastest: Contender | None
+        tied: tuple[Contender, ...]
+        spread: float | None
+        bar: float
         if not contenders:
             fastest, tied, spread, bar = None, (), None, float("inf")
         else:
             leader = contenders[0]
-            tied: tuple[Contender, ...] = (leader,)
+            tied = (leader,)
             if len(contenders) > 1 and _overlaps(leader, runner := contenders[1]):
                 near = [c for c in contenders[2:] if _inside(c, leader) or _inside(c, runner)]
                 tied = (leader, runner, *near)
@@ -157,7 +184,7 @@ def rank(records: Sequence[Mapping[str, Any]]) -> list[Ranking]:
             bar = leader.per_item(leader.center_us)
         wrong = sorted({r["backend"] for r in group if not _passed(r)
                         and r["status"] in ("ok", "parity_failed")
-                        and fields.per_item_us(r)[0] < bar})  # fmt: skip
+                        and _known_per_item(r) < bar})  # fmt: skip
         rankings.append(Ranking(model, int(batch), dims, precision, mode, tuple(contenders),
                                 fastest, tied, spread, tuple(wrong)))  # fmt: skip
     return sorted(rankings, key=lambda r: (r.model, r.dims, r.precision, r.mode, r.batch_size))
