@@ -19,6 +19,7 @@ from bench.envinfo import cpu_governor
 from bench.grid import Cell, expand_grid
 from bench.jobs import Failure, LoadJob, ReferenceJob, ReferenceOutcome
 from bench.judge import stability_warnings, timing_block
+from bench.models import display_name
 from bench.parity import compare_outputs
 from bench.pool import WorkerLost
 from bench.record import CellRecord
@@ -88,6 +89,10 @@ class Runner:
         dims = {m: s.dynamic_dims() for m, s in specs.items()}
         files = frozenset(m for m, s in specs.items() if s.onnx_path)
         names = {m: s.name for m, s in specs.items()}
+        taken = list(names.values())
+        for ref, name in names.items():
+            if taken.count(name) > 1:  # two models share a name: cell ids use what was given
+                names[ref] = display_name(ref)
         consumes = {n: c.consumes for n, c in self.classes.items()}
         grid = expand_grid(self.config, consumes, dims, files, names)
         if not twins:

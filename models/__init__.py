@@ -70,6 +70,15 @@ def _load_function(ref: str):
     return func
 
 
+def display_name(ref: str) -> str:
+    """How a model given by reference is named in cell ids and tables: a file by its stem
+    (`path/to/my_model.py:make` -> `my_model:make`); the full reference stays in the record."""
+    module_part, colon, function = ref.rpartition(":")
+    if colon and module_part.endswith(".py"):
+        return f"{Path(module_part).stem}:{function}"
+    return ref
+
+
 def resolve_model(ref: str, sizes: Mapping[str, int] | None = None) -> ModelSpec:
     """A `ModelSpec` from a registry name, a `module:function` / `file.py:function` reference,
     or a path to an .onnx file (`sizes` gives its dynamic dimensions besides batch)."""
@@ -126,7 +135,7 @@ def _spec_from_tuple(ref: str, function, result: tuple) -> ModelSpec:
     # Sets only `build.__wrapped__`: the user's file is what the export cache key hashes.
     functools.update_wrapper(build, function, assigned=(), updated=())
     return ModelSpec(
-        name=ref,
+        name=display_name(ref),
         build=build,
         inputs=inputs,
         outputs=tuple(OutputSpec(n) for n in names),

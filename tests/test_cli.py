@@ -64,7 +64,7 @@ def test_every_cell_has_a_record_and_ort_cuda_is_skipped_with_reason(sweep) -> N
             assert r["parity"]["passed"]
             assert r["parity"]["outputs"][0]["argmax_agreement"] == 1.0
             timed = r["latency"]["inference"]
-            assert timed["p50_us"] > 0 and timed["n_trials"] == 2
+            assert timed["p50_us"] > 0 and timed["n_trials"] >= 2  # retries may add one
             assert timed["ci95_low_us"] <= timed["center_us"] <= timed["ci95_high_us"]
             assert len(timed["samples_us"]) == sum(t["n"] for t in timed["trials"])
     import onnxruntime

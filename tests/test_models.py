@@ -23,7 +23,9 @@ def bench(*args: str, env: dict[str, str], cwd: Path | None = None) -> subproces
 
 
 def _records(out: Path) -> list[dict]:
-    return [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    """The cells' records (the control workload's left out)."""
+    lines = (out / "results.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == "cell"]
 
 
 def test_zoo_passes_parity_everywhere_at_fp32(tmp_path, bench_env) -> None:
@@ -118,14 +120,14 @@ def test_onnx_file_runs_by_path_against_ort_reference(tmp_path, bench_env) -> No
                  *FAST_TIMING, env=bench_env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     records = _records(out)
-    assert len(records) == 3  # ort-cpu and openvino once each (no opset axis), torch skipped
-    torch_cell = next(r for r in records if r["backend"] == "torch")
-    assert torch_cell["status"] == "skipped" and "no PyTorch module" in torch_cell["reason"]
+    assert len(records) == 2  # ort-cpu and openvino once each (no opset axis), no torch cells
+    stem = Path(export.path).stem
     for r in records:
-        if r["backend"] != "torch":
-            assert r["status"] == "ok" and r["exporter"] == "file" and r["opset_actual"] == 17
-            assert r["reference"].startswith("onnxruntime CPU, graph optimizations disabled")
-            assert r["dims"] == {"seq": 12}
+        assert r["status"] == "ok" and r["exporter"] == "file" and r["opset_actual"] == 17
+        assert r["reference"].startswith("onnxruntime CPU, graph optimizations disabled")
+        assert r["dims"] == {"seq": 12}
+        assert r["model"] == stem and r["model_source"] == export.path  # named by its stem
+        assert r["cell_id"].startswith(f"{stem}/")
     assert "onnxruntime CPU, graph optimizations disabled" in (out / "report.md").read_text()
 
 
@@ -160,13 +162,13 @@ def test_export_failures_are_rows_and_the_rest_goes_on(tmp_path, bench_env) -> N
                  "--batch-sizes", "1", "--out", str(out), *FAST_TIMING, env=bench_env)  # fmt: skip
     assert proc.returncode == 1
     cells = {r["cell_id"]: r for r in _records(out)}
-    branchy13 = cells["failing_models:branchy/ort-cpu/auto-op13/b1/fp32"]
+    branchy13 = cells["branchy/ort-cpu/auto-op13/b1/fp32"]
     assert branchy13["status"] == "export_failed"
     assert "data-dependent control flow" in branchy13["reason"]
     assert "dynamo exporter" in branchy13["reason"]  # both exporters' reasons are kept
-    grid13 = cells["failing_models:grid_sampler/ort-cpu/auto-op13/b1/fp32"]
+    grid13 = cells["grid_sampler/ort-cpu/auto-op13/b1/fp32"]
     assert grid13["status"] == "export_failed" and "not supported" in grid13["reason"]
-    grid18 = cells["failing_models:grid_sampler/ort-cpu/auto-op18/b1/fp32"]
+    grid18 = cells["grid_sampler/ort-cpu/auto-op18/b1/fp32"]
     assert grid18["status"] == "ok"  # the operator has a mapping at opset 18
     assert all(r["status"] == "ok" for k, r in cells.items() if k.startswith("simple_cnn/"))
-    assert cells["failing_models:branchy/torch/eager/b1/fp32"]["status"] == "ok"
+    assert cells["branchy/torch/eager/b1/fp32"]["status"] == "ok"
