@@ -51,7 +51,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             raise BenchError("--retry-failed goes with --resume RUN_DIR")
         config = config_from_args(args)
         run_dir, run_id = new_run_dir(args.out)
-        env, finished = collect_env(command), set()
+        env, finished = collect_env(command, config.cpus), set()
         write_json(run_dir / RUN_FILE, {"run_id": run_id, "config": config.to_record()})
     write_json(run_dir / ENV_FILE, env)
     runner = Runner(config, run_dir, run_id)

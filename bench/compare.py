@@ -9,8 +9,11 @@ detectable effect; a smaller change is `cannot resolve`, as is a cell whose runs
 noisy to detect a change of GATE_HINT; otherwise `unchanged`.
 
 Both runs measured the control workload (bench.control): each cell's ratio is also reported
-relative to the control's ratio, which removes what the machine did between the runs; with
-`normalize` "auto" or "control" the verdicts use that relative ratio, and say so.
+relative to the control's ratio, which removes what the machine did between the runs. The
+verdicts use that relative ratio with `normalize="control"`, or with "auto" (the default) when
+the control itself resolved a change; otherwise raw ratios. Measured on a shared 2-core
+machine, the control's own trial spread (about 25%) was larger than most cells' (10-20%), so
+dividing by it when the machine had not moved only widened every interval.
 """
 
 from __future__ import annotations
@@ -225,9 +228,10 @@ def env_differences(
 
 
 def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> Comparison:
-    """Compare every run with `runs[baseline]`, cell by cell. `normalize`: "auto" or
-    "control" judge ratios relative to the control workload when both runs measured it
-    ("control" insists on it), "none" judges raw ratios."""
+    """Compare every run with `runs[baseline]`, cell by cell. `normalize`: "control" judges
+    ratios relative to the control workload; "none" judges raw ratios; "auto" judges relative
+    to the control only when the control itself resolved a change (the machine moved), since
+    dividing by a noisy control otherwise only widens every interval."""
     base = runs[baseline]
     others = [r for i, r in enumerate(runs) if i != baseline]
     result = Comparison(baseline=base.name, others=[r.name for r in others])
@@ -240,7 +244,9 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
 
             raise BenchError(f"--normalize control: {base.name} or {run.name} has no control "
                              "workload record (runs made with --no-control or --trials 1)")  # fmt: skip
-        used_control = control if normalize != "none" else None
+        machine_moved = control is not None and verdict(control) in ("slower", "faster")
+        use = normalize == "control" or (normalize == "auto" and machine_moved)
+        used_control = control if use else None
         result.control[run.name] = control
         result.basis[run.name] = "control" if used_control else "raw"
         result.env_differences[run.name] = env_differences(

@@ -99,7 +99,27 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def collect_env(argv: list[str]) -> dict:
+#: Environment variables that change how many threads or which kernels the runtimes use.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NUMEXPR_NUM_THREADS",
+                    "OMP_PROC_BIND", "OMP_PLACES", "KMP_AFFINITY")  # fmt: skip
+
+
+def threading_env(cpus: str | None = None) -> dict:
+    """The cores this process may run on, the cores workers are pinned to (`--cpus`), and the
+    thread and BLAS settings of the environment (unset ones left out)."""
+    try:
+        affinity: list[int] | None = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
+    return {
+        "affinity": affinity,
+        "worker_cpus": [int(c) for c in cpus.split(",")] if cpus else None,
+        "thread_variables": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+    }
+
+
+def collect_env(argv: list[str], cpus: str | None = None) -> dict:
     """Everything needed to say where and with what a run was measured."""
     from bench import __version__
 
@@ -118,4 +138,5 @@ def collect_env(argv: list[str]) -> dict:
         "bench_version": __version__,
         "bench_commit": _git_commit(),
         "command": argv,
+        "threading": threading_env(cpus),
     }

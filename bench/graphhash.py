@@ -18,9 +18,15 @@ def graph_sha256(path: str | Path) -> str | None:
         return None
     graph = model.graph
     graph.doc_string = ""
+    del graph.value_info[:]  # shape annotations an exporter may or may not write
+    initializers = sorted(graph.initializer, key=lambda t: t.name)  # their order means nothing
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
     for node in graph.node:
         node.name = ""
-        node.doc_string = ""
-    for value in (*graph.input, *graph.output, *graph.value_info):
-        value.doc_string = ""
+    for item in (graph, *graph.node, *graph.input, *graph.output, *graph.initializer):
+        if hasattr(item, "doc_string"):
+            item.doc_string = ""
+        if hasattr(item, "metadata_props"):  # exporters' provenance notes (onnx >= 1.16)
+            del item.metadata_props[:]
     return hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()

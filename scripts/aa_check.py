@@ -24,7 +24,9 @@ from bench.results import read_json, read_records
 SWEEP = ["--models", "simple_cnn", "--backends", "ort-cpu,openvino"]
 
 
-def _run(folder: Path, extra: list[str]) -> float:
+def _run(folder: Path, extra: list[str], reuse: bool = False) -> float:
+    if reuse and (folder / "results.jsonl").exists():
+        return float("nan")  # measured before: only the comparisons are made again
     start = time.monotonic()
     proc = subprocess.run(["bench", "run", *SWEEP, "--out", str(folder), *extra],
                           capture_output=True, text=True)  # fmt: skip
@@ -48,6 +50,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="results/aa-check")
+    parser.add_argument("--reuse", action="store_true",
+                        help="compare run folders already in --out instead of measuring again")  # fmt: skip
     args, extra = parser.parse_known_args()
     extra = [e for e in extra if e != "--"]
     root = Path(args.out)
@@ -55,7 +59,8 @@ def main() -> int:
     summary = []
     for rep in range(1, args.repeats + 1):
         a, a2, t = root / f"r{rep}-A", root / f"r{rep}-A2", root / f"r{rep}-T1"
-        walls = [_run(a, extra), _run(a2, extra), _run(t, [*extra, "--threads", "1"])]
+        walls = [_run(a, extra, args.reuse), _run(a2, extra, args.reuse),
+                 _run(t, [*extra, "--threads", "1"], args.reuse)]  # fmt: skip
         aa = compare([_load(a), _load(a2)])
         ab = compare([_load(a), _load(t)])
         flagged = [c for c in aa.cells if c.verdict in ("slower", "faster")]

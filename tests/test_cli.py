@@ -295,3 +295,10 @@ def test_bf16_cells_run_where_supported_and_say_where_not(bench_env, tmp_path) -
         assert ov["status"] == "failed" and "compiled model uses f32" in ov["reason"]
     assert records[("openvino", "fp32")]["settings"]["precision"] == "f32"
     assert records[("torch", "bf16")]["settings"]["precision"] == "bfloat16"
+
+
+def test_env_records_affinity_and_thread_settings(sweep) -> None:
+    _, out = sweep
+    threading = json.loads((out / "env.json").read_text())["threading"]
+    assert threading["affinity"] and threading["worker_cpus"] is None
+    assert isinstance(threading["thread_variables"], dict)

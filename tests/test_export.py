@@ -74,3 +74,16 @@ def test_opset_validation_names_the_ranges() -> None:
         match=r"opset 21 cannot be written with exporter 'torchscript'; valid: dynamo 7-\d+, torchscript 7-20",
     ):
         validate_opsets([21], "torchscript")
+
+
+def test_same_graph_at_two_opsets_has_one_graph_hash(tmp_path: Path) -> None:
+    from bench.graphhash import graph_sha256
+
+    spec = resolve_model("simple_cnn")
+    module = spec.build_module()
+    op17, op18 = (export_model(spec, module, "dynamo", o, tmp_path) for o in (17, 18))
+    traced = export_model(spec, module, "torchscript", 13, tmp_path)
+    assert op17.ok and op18.ok and traced.ok
+    assert op17.sha256 != op18.sha256  # the files differ (opset, provenance notes) ...
+    assert graph_sha256(op17.path) == graph_sha256(op18.path)  # ... the graph does not
+    assert graph_sha256(traced.path) != graph_sha256(op18.path)
