@@ -189,3 +189,16 @@ def ratio_test(
     else:
         df = float(a.size + b.size - 2)
     return _from_log(float(b.mean() - a.mean()), se, df, alpha, power)
+
+
+def detectable_change(
+    trial_spread: float, n_trials: int, alpha: float = 0.01, power: float = 0.8
+) -> float | None:
+    """The smallest relative change a comparison of this cell with a run like it could
+    detect: two samples of `n_trials` log trial medians with standard deviation
+    `trial_spread`, Welch's t at `alpha` and `power`. None below 2 trials."""
+    if n_trials < 2 or not math.isfinite(trial_spread):
+        return None
+    se = trial_spread * math.sqrt(2.0 / n_trials)
+    df = 2 * n_trials - 2
+    return math.expm1((float(sps.t.ppf(1 - alpha / 2, df)) + float(sps.t.ppf(power, df))) * se)

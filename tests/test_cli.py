@@ -135,6 +135,9 @@ def test_report_command_rebuilds_from_jsonl_and_env(sweep, bench_env, tmp_path) 
         (["--min-time", "5", "--max-time", "1"], "--max-time 1 is below --min-time 5"),
         (["--backend-option", "openvino"], "expected BACKEND.KEY=VALUE"),
         (["--out", "/proc/nope"], "--out: cannot write to /proc/nope"),
+        (["--cpus", "99"], "--cpus: cores [99] are not available; valid: 0"),
+        (["--cpus", "a-b"], "--cpus: 'a-b' is not a core or a range like 0-1"),
+        (["--trials", "0"], "--trials must be > 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str, bench_env, tmp_path) -> None:

@@ -93,3 +93,15 @@ def test_rmit_order_runs_every_cell_once_per_round_and_is_seeded() -> None:
     assert [sorted(order[i : i + 3]) for i in range(0, 12, 3)] == [["a", "b", "c"]] * 4
     assert order == rmit_order(["a", "b", "c"], 4, random.Random(7))
     assert order != rmit_order(["a", "b", "c"], 4, random.Random(8))
+
+
+def test_detectable_change_matches_the_comparison_it_predicts() -> None:
+    from bench.stats import detectable_change
+
+    change = detectable_change(0.05, 8)
+    assert change == pytest.approx(math.expm1((2.977 + 0.868) * 0.05 * math.sqrt(2 / 8)), rel=1e-3)
+    assert detectable_change(0.05, 1) is None
+    rng = np.random.default_rng(5)
+    a, b = rng.lognormal(0, 0.05, 8), rng.lognormal(0, 0.05, 8)
+    # the comparison's own estimate uses the measured spreads: the same order of size
+    assert 0.3 * change < ratio_test(a, b).mde < 3 * change

@@ -17,6 +17,7 @@ from bench.report.notes import (
     failure_lines,
     headline_notes,
     headline_rows,
+    resolution_line,
     skip_lines,
     status_line,
     table_notes,
@@ -62,6 +63,9 @@ def html_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
         return page("bench report", [*sections, "<p>No cells were run.</p>"], [])
     ok, status = status_line(frame)
     sections.append(f"<p class='{'' if ok else 'fail'}'><b>{esc(status)}</b></p>")
+    resolution = resolution_line(records)
+    if resolution:
+        sections.append(f"<p>{esc(resolution)}</p>")
     rankings = rank(records)
     if rankings:
         sections.append(

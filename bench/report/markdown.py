@@ -20,6 +20,7 @@ from bench.report.notes import (
     failure_lines,
     headline_notes,
     headline_rows,
+    resolution_line,
     skip_lines,
     status_line,
     table_notes,
@@ -38,6 +39,9 @@ def _notes(lines: Sequence[str]) -> list[str]:
 def _short_part(records: Sequence[dict[str, Any]], frame: pd.DataFrame) -> list[str]:
     ok, status = status_line(frame)
     parts = [f"**{'✅' if ok else '❌'} {status}**"]
+    resolution = resolution_line(records)
+    if resolution:
+        parts += ["", md_escape(resolution)]
     rankings = rank(records)
     if rankings:
         parts += ["", "## Headline: fastest backend that passed parity", ""]

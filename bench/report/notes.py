@@ -138,3 +138,29 @@ def status_line(frame: pd.DataFrame) -> tuple[bool, str]:
     ran = int(frame["status"].isin(["ok", "parity_failed"]).sum())
     counts = ", ".join(f"{v} {k}" for k, v in sorted(frame["status"].value_counts().items()))
     return passed == ran, f"parity: {passed} of {ran} measured cells pass · cells: {counts}"
+
+
+def resolution_line(records: Sequence[Mapping[str, Any]]) -> str | None:
+    """What this run can resolve: the median over measured cells of the change a comparison
+    with a run like it could detect (alpha 0.01, power 0.8, from the spread between trials)."""
+    from bench.stats import detectable_change
+
+    found = []
+    for record in records:
+        if record.get("kind", "cell") != "cell" or record.get("status") not in (
+            "ok",
+            "parity_failed",
+        ):
+            continue
+        timed = (record.get("latency") or {}).get("inference") or record.get("throughput") or {}
+        spread, trials = timed.get("trial_spread"), timed.get("n_trials") or 0
+        change = detectable_change(spread, trials) if isinstance(spread, float) else None
+        if change is not None:
+            found.append(change)
+    if not found:
+        return None
+    found.sort()
+    return (f"This run resolves changes of about {found[len(found) // 2]:.0%} (median over "
+            f"{len(found)} cells; range {found[0]:.0%}-{found[-1]:.0%}): the smallest difference "
+            "`bench compare` could call against a run like it, from the spread between trials "
+            "(α 0.01, power 80%). Smaller differences read as \"cannot resolve\".")  # fmt: skip
