@@ -231,12 +231,21 @@ class Runner:
         """Plan and measure `cells`; stop early (cleanly) when `stop.requested` is set."""
         self._pending: dict[str, tuple[Cell, dict[str, object], list]] = {}
         records: list[CellRecord] = []
+        skips_shown: set[tuple[str, str | None]] = set()
 
         def emit(record: CellRecord) -> None:
             writer.append(record)
             records.append(record)
-            if record.kind == "cell":
-                self.progress(f"  {record.cell_id}: {describe_outcome(record)}")
+            if record.kind != "cell":
+                return
+            if record.status == "skipped":  # one line per backend and reason
+                if (record.backend, record.reason) in skips_shown:
+                    return
+                skips_shown.add((record.backend, record.reason))
+                self.progress(f"  {record.backend}: skipped ({record.reason}); its other cells "
+                              "skipped for the same reason are not listed")  # fmt: skip
+                return
+            self.progress(f"  {record.cell_id}: {describe_outcome(record)}")
 
         planned: list[Planned] = []
         try:

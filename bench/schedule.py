@@ -180,9 +180,6 @@ class Scheduler:
             assert isinstance(reply, LoadOutcome)
             measured.load = reply
             self.progress(f"[{index}/{total}] loaded {planned.cell_id} ({reply.load_s:.2f} s)")
-        if measured.failure:
-            self.progress(f"[{index}/{total}] {planned.cell_id}: {measured.failure.status}: "
-                          f"{measured.failure.reason.splitlines()[0]}")  # fmt: skip
         return measured.failure is None
 
     def _run_trials(

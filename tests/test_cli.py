@@ -107,6 +107,7 @@ def test_terminal_shows_progress_and_final_table(sweep) -> None:
     proc, _ = sweep
     assert "[1/15] loaded simple_cnn/ort-cpu/auto-op13/b1/fp32" in proc.stdout
     assert "trials 1-11 of 22" in proc.stdout  # ort-cuda skipped at load here
+    assert proc.stdout.count("ort-cuda: skipped") == 1  # one line per backend and reason
     assert "model: simple_cnn" in proc.stdout and "median µs" in proc.stdout
 
 
