@@ -35,6 +35,7 @@ def _resume_state(run_dir: Path, retry_failed: bool) -> tuple[RunConfig, str, di
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench.control import CONTROL_ID
     from bench.envinfo import collect_env
     from bench.record import CellRecord
     from bench.report import terminal_table, write_reports
@@ -57,7 +58,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     runner = Runner(config, run_dir, run_id)
     all_cells = runner.cells()
     if config.control:
-        finished.discard("control/control/numpy+python")  # measured again with the rest
+        finished.discard(CONTROL_ID)  # measured again with the cells still to run
     cells = [c for c in all_cells if c.cell_id not in finished]
     print(f"bench: {len(cells)} cells -> {run_dir}"
           + (f" ({len(all_cells) - len(cells)} already done)" if finished else ""))  # fmt: skip

@@ -7,6 +7,7 @@ valid choices.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from bench.config import RunConfig, default_cache_dir
@@ -34,7 +35,8 @@ def _ints(flag: str, text: str) -> tuple[int, ...]:
 
 
 def positive(flag: str, value: float, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
+    """A one-line error unless `value` is a finite number above 0 (or 0 when allowed)."""
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise BenchError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value:g}")
 
 

@@ -139,6 +139,7 @@ def test_report_command_rebuilds_from_jsonl_and_env(sweep, bench_env, tmp_path) 
         (["--cpus", "99"], "--cpus: cores [99] are not available; valid: 0"),
         (["--cpus", "a-b"], "--cpus: 'a-b' is not a core or a range like 0-1"),
         (["--trials", "0"], "--trials must be > 0"),
+        (["--min-time", "nan"], "--min-time must be >= 0, got nan"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str, bench_env, tmp_path) -> None:
