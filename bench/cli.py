@@ -25,10 +25,9 @@ def _resume_state(run_dir: Path, retry_failed: bool) -> tuple[RunConfig, str, di
     saved = read_json(run_dir / RUN_FILE)
     config = RunConfig.from_record(saved["config"])
     env = read_json(run_dir / ENV_FILE)
-    try:
-        done = read_records(run_dir)
-    except BenchError:
-        done = []
+    # No results yet is a run stopped before its first record; a damaged file is an error
+    # before anything runs, never a reason to measure everything again on top of it.
+    done = read_records(run_dir) if (run_dir / "results.jsonl").exists() else []
     keep = CLEAN_STATUSES if retry_failed else None
     finished = {r["cell_id"] for r in done if keep is None or r["status"] in keep}
     return config, saved["run_id"], env, finished

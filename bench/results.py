@@ -129,24 +129,41 @@ def read_records(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The raw records of a results.jsonl, checked line by line; a damaged or foreign file is
+    one `BenchError` naming the line. Only a torn last line (a run killed mid-write, no newline
+    after it) is skipped."""
     if not path.exists():
         raise BenchError(f"no {RESULTS_FILE} in {path.parent}")
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                # A run killed mid-write leaves at most one torn last line; skip it.
-                continue
-            version = record.get("schema_version")
-            if not isinstance(version, int) or version > SCHEMA_VERSION:
-                raise BenchError(
-                    f"{path}:{number} has schema_version {version!r}; this bench reads "
-                    f"versions up to {SCHEMA_VERSION}: upgrade bench to read it"
-                )
-            yield record
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchError(
+            f"{path}: not UTF-8 text (byte {exc.start}): not a bench results file"
+        ) from None
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number == len(lines) and not text.endswith("\n"):
+                continue  # torn by a kill mid-write; the next append cuts it
+            raise BenchError(f"{path}:{number}: not JSON: a damaged results file") from None
+        if not isinstance(record, dict):
+            raise BenchError(f"{path}:{number}: a JSON {type(record).__name__}, not a record")
+        version = record.get("schema_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise BenchError(f"{path}:{number}: no integer schema_version: not a bench record")
+        if version > SCHEMA_VERSION:
+            raise BenchError(
+                f"{path}:{number} has schema_version {version!r}; this bench reads "
+                f"versions up to {SCHEMA_VERSION}: upgrade bench to read it"
+            )
+        if record.get("status") not in STATUSES:
+            raise BenchError(f"{path}:{number}: status {record.get('status')!r}; valid: "
+                             f"{', '.join(STATUSES)}")  # fmt: skip
+        yield record
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

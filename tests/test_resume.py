@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -135,3 +136,20 @@ def test_a_whole_last_record_missing_its_newline_is_kept(tmp_path) -> None:
                              status="ok"))  # fmt: skip
     writer.close()
     assert [r["cell_id"] for r in read_records(tmp_path)] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b'[1, 2]\n', "a JSON list, not a record"),
+     (b'garbage{\n{"schema_version": 3, "cell_id": "a", "status": "ok"}\n', ":1: not JSON"),
+     (b'{"schema_version": 3, "cell_id": "a", "status": 5}\n', "status 5; valid: ok"),
+     (b'{"cell_id": "a", "status": "ok"}\n', "no integer schema_version"),
+     (b'\xff\xfe{}\n', "not UTF-8 text")],
+)  # fmt: skip
+def test_a_damaged_results_file_is_one_error(tmp_path, content: bytes, message: str) -> None:
+    from bench.errors import BenchError
+    from bench.results import read_records
+
+    (tmp_path / "results.jsonl").write_bytes(content)
+    with pytest.raises(BenchError, match=re.escape(message)):
+        read_records(tmp_path)
