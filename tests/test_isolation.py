@@ -115,6 +115,6 @@ def test_a_crash_inside_a_trial_costs_that_cell_and_its_neighbours_reload(tmp_pa
     crashed = next(r for r in faulty if r["status"] == "crashed")
     assert "SIGSEGV" in crashed["reason"] and "trial" in crashed["reason"]
     survivor = next(r for r in faulty if r["status"] == "ok")
-    assert survivor["latency"]["inference"]["n_trials"] == 3
+    assert survivor["latency"]["inference"]["n_trials"] >= 3  # a contended trial may add one
     assert any("reloaded" in w for w in survivor["warnings"])
     assert all(r["status"] == "ok" for r in records if r["backend"] == "ort-cpu")
