@@ -82,6 +82,8 @@ class Runner:
             self._reference_in_worker, progress,
         )  # fmt: skip
         self.run_start = now()
+        #: Planned cells awaiting their measurement: the cell, its record fields, references.
+        self._pending: dict[str, tuple[Cell, dict[str, object], list]] = {}
 
     def cells(self, twins: tuple[str, ...] = ()) -> list[Cell]:
         """The grid; with `twins`, every cell once per twin label (`bench noise`)."""
@@ -229,7 +231,6 @@ class Runner:
 
     def run(self, writer: ResultsWriter, cells: list[Cell], stop: StopRequest) -> list[CellRecord]:
         """Plan and measure `cells`; stop early (cleanly) when `stop.requested` is set."""
-        self._pending: dict[str, tuple[Cell, dict[str, object], list]] = {}
         records: list[CellRecord] = []
         skips_shown: set[tuple[str, str | None]] = set()
 
