@@ -1,7 +1,7 @@
 """The export cache on disk: reuse an entry once it checks out (bench.manifest), else make it.
 
-Check and export happen under a per-entry `fcntl.flock` on `<cache>/.locks/<entry>.lock`, so
-a second exporter of the same entry (another `bench run` sharing the cache) waits and then
+Check and export happen under a per-entry `fcntl.flock` on `<cache>/.bench-locks/<entry>.lock`,
+so a second exporter of the same entry (another `bench run` sharing the cache) waits and then
 reuses it. An entry is written in a temporary folder of the cache dir and renamed into place,
 so nobody ever sees half an entry. A damaged entry is reported in one line, removed and made
 again.
@@ -19,12 +19,12 @@ from pathlib import Path
 
 from bench.manifest import Damaged, Entry, Outdated, check_entry, refresh_mtimes, write_manifest
 
-LOCKS = ".locks"
+LOCKS = ".bench-locks"
 
 
 @contextlib.contextmanager
 def entry_lock(cache_dir: Path, name: str, drop: bool = False) -> Iterator[None]:
-    """Hold the exclusive lock of entry `name` (fcntl.flock on `.locks/<name>.lock`); with
+    """Hold the exclusive lock of entry `name` (fcntl.flock on `<LOCKS>/<name>.lock`); with
     `drop`, delete the lock file before releasing it (when the entry is removed)."""
     path = cache_dir / LOCKS / f"{name}.lock"
     while True:

@@ -70,7 +70,7 @@ class Entry:
 
 def safe_name(model: str) -> str:
     """A model name as it appears in entry names."""
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in model)[:60]
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in model)[:60]
 
 
 def entry_name(model: str, exporter: str, opset: int, key: str) -> str:
