@@ -398,3 +398,18 @@ def test_cache_command_errors_are_one_line(tmp_path: Path, bench_env: dict[str, 
     assert proc.returncode == 2 and proc.stderr.startswith("bench: error:")
     proc = _run("cache", "verify", "--cache-dir", str(tmp_path / "none"), env=bench_env)
     assert proc.returncode == 0 and "0 ok, 0 damaged" in proc.stdout
+
+
+def test_compare_meets_records_from_before_sha256_covered_external_data() -> None:
+    from bench.compare import _comparability
+    from bench.record import model_hashes
+
+    graph = {"name": "model.onnx", "size": 1, "sha256": "a" * 64}
+    data = {"name": "model.onnx.data", "size": 1, "sha256": "b" * 64}
+    new = {"sha256": "c" * 64, "files": [graph, data]}
+    old = {"sha256": "a" * 64}  # an older record: the graph file's own hash, no files
+    assert model_hashes(old, new) == ("a" * 64, "a" * 64)
+    assert model_hashes(new, {**new, "sha256": "d" * 64}) == ("c" * 64, "d" * 64)
+    cell = {"opset_actual": 18}
+    assert _comparability({**cell, "export": old}, {**cell, "export": new}) is None
+    assert _comparability({**cell, "export": {"sha256": "e" * 64}}, {**cell, "export": new})
