@@ -113,7 +113,8 @@ def cmd_list(cache_dir: Path) -> int:
     for f in found:
         written = f.entry.opset_actual if f.entry else None
         opset = f"op{f.opset}" + (f" (wrote {written})" if written not in (None, f.opset) else "")
-        rows.append((f.model, f.exporter, opset, _size(f.size), f.state))
+        model = f.model if f.model.isprintable() and len(f.model) <= 60 else repr(f.model[:60])
+        rows.append((model, f.exporter, opset, _size(f.size), f.state))
     widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
     for row in rows:
         print(

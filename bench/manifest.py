@@ -173,7 +173,7 @@ def read_manifest(folder: Path) -> Entry:
         data = json.loads((folder / MANIFEST).read_bytes())
     except FileNotFoundError:
         raise Damaged(f"{MANIFEST} is missing") from None
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise Damaged(f"{MANIFEST} is not readable JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise Damaged(f"{MANIFEST} is not a JSON object")
@@ -196,7 +196,9 @@ def read_manifest(folder: Path) -> Entry:
     if GRAPH_FILE not in names or len(set(names)) != len(names):
         raise Damaged(f"{MANIFEST}: the file list lacks {GRAPH_FILE} or repeats a name")
     export_s = data.get("export_s")
-    if export_s is not None and (not isinstance(export_s, int | float) or export_s < 0):
+    if export_s is not None and (
+        not isinstance(export_s, int | float) or isinstance(export_s, bool) or export_s < 0
+    ):
         raise Damaged(f"{MANIFEST}: 'export_s' is not a number")
     exporter = _typed(data, "exporter", str)
     if exporter not in EXPORTERS:
