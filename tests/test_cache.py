@@ -369,6 +369,22 @@ def test_cache_verify_and_list_survive_a_hostile_manifest(
     assert f"damaged: {folder.name}: export.json: file name '../../../etc/passwd'" in proc.stdout
 
 
+def test_entries_of_an_older_bench_are_outdated_and_cleared(
+    cache: Path, bench_env: dict[str, str]
+) -> None:
+    old = cache / "simple_cnn-dynamo-op18-00000000000000aa"  # another key: never looked up
+    shutil.copytree(_entry(cache), old)
+    _old_format(old)
+    proc = _run("cache", "list", "--cache-dir", str(cache), env=bench_env)
+    assert "outdated: written by an older bench" in proc.stdout and proc.returncode == 0
+    proc = _run("cache", "verify", "--cache-dir", str(cache), env=bench_env)
+    assert proc.returncode == 0 and "2 ok, 0 damaged, 1 outdated" in proc.stdout, proc.stdout
+    assert f"outdated: {old.name}" in proc.stdout
+    proc = _run("cache", "clear", "--cache-dir", str(cache), env=bench_env)
+    assert proc.returncode == 0 and "removed 3 entries" in proc.stdout
+    assert not list(cache.iterdir())  # the lock folder too
+
+
 def test_cache_clear_removes_entries_and_leaves_everything_else(
     cache: Path, tmp_path: Path, bench_env: dict[str, str]
 ) -> None:
