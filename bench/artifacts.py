@@ -80,7 +80,9 @@ class Artifacts:
         else:
             assert opset is not None
             module = self._module(state)
-            result = export_model(state.spec, module, exporter, opset, self.cache_dir)
+            result = export_model(
+                state.spec, module, exporter, opset, self.cache_dir, self.progress
+            )
             how = "cached" if result.cached else f"exported in {result.export_s or 0:.1f} s"
             status = how if result.ok else "export failed"
             self.progress(f"  {state.spec.name}: {exporter} op{opset} {status}")

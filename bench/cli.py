@@ -1,4 +1,4 @@
-"""Command line: `bench run`, `bench list`, `bench report`, `bench compare`."""
+"""Command line: `bench run`, `bench list`, `bench report`, `bench compare`, `bench cache`."""
 
 from __future__ import annotations
 
@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list()
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "cache":
+            from bench.cachecmd import cmd_cache
+
+            return cmd_cache(args)
         if args.command == "noise":
             from bench.noise import cmd_noise
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.record import model_hashes
 from bench.stats import RatioTest, ratio_test
 
 ALPHA = 0.01
@@ -146,8 +147,7 @@ def parity_drift(base: dict[str, Any], other: dict[str, Any]) -> str | None:
 def _comparability(base: dict[str, Any], other: dict[str, Any]) -> str | None:
     if base.get("opset_actual") != other.get("opset_actual"):
         return f"opset written {base.get('opset_actual')} vs {other.get('opset_actual')}"
-    h0 = (base.get("export") or {}).get("sha256")
-    h1 = (other.get("export") or {}).get("sha256")
+    h0, h1 = model_hashes(base.get("export"), other.get("export"))
     if h0 != h1:
         return "different ONNX file (sha256)"
     return None

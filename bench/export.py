@@ -1,4 +1,4 @@
-"""torch.onnx.export, once per (model, exporter, opset), cached on disk.
+"""torch.onnx.export, once per (model, exporter, opset), cached on disk (bench.cache).
 
 Facts this module is built on (torch 2.13, see DESIGN.md): the dynamo exporter asked for
 opset 9-13 quietly writes opset 18; the TorchScript exporter honours opsets up to 20. So the
@@ -9,25 +9,29 @@ TorchScript when the dynamo exporter cannot deliver the requested opset.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
-import shutil
+import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TypedDict
 
+from bench.cache import obtain
 from bench.errors import BenchError
+from bench.manifest import GRAPH_FILE, Entry, describe_model, entry_name, file_records, files_sha256
 from bench.models.spec import InputSpec, ModelSpec, OutputSpec
 from bench.timing import seconds
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
-#: Part of the cache key: bump when what bench accepts as an export changes.
-EXPORT_CHECKS_VERSION = 4
+#: Part of the cache key: bump when what bench accepts as an export changes (5: entries with
+#: a manifest of every file, bench.cache; older entries are never looked up again).
+EXPORT_CHECKS_VERSION = 5
 LOG_TAIL_CHARS = 2000
 
 
@@ -47,6 +51,7 @@ class ExportResult:
     fallback_reason: str | None = None
     error: str | None = None
     graph_sha256: str | None = None  # the graph without opset and names (bench.graphhash)
+    files: tuple[dict[str, object], ...] | None = None  # every file: name, size, sha256
 
     def to_record(self) -> dict:
         return asdict(self)
@@ -105,14 +110,6 @@ def specialised_dims(path: str | Path, spec: ModelSpec) -> list[str]:
                     f"dimension {name!r} of {spec_input.name!r} fixed to {dims[axis].dim_value}"
                 )
     return found
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -209,82 +206,79 @@ def _run_exporter(spec: ModelSpec, module, exporter: str, opset: int, path: Path
 
 
 def export_once(
-    spec: ModelSpec, module, exporter: str, opset: int, cache_dir: Path
+    spec: ModelSpec,
+    module,
+    exporter: str,
+    opset: int,
+    cache_dir: Path,
+    progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Export with one concrete exporter, or reuse the cached file. Never raises for the model."""
-    import onnx
-
-    key = _cache_key(spec, exporter, opset)
-    safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in spec.name)[:60]
+    """Export with one concrete exporter, or reuse the cached entry once it checks out.
+    Never raises for the model; `progress` gets one line per real export or damaged entry."""
+    say = progress or functools.partial(print, file=sys.stderr)
     # One folder per export, so weights saved as external data stay beside their graph.
-    folder = cache_dir / f"{safe_name}-{exporter}-op{opset}-{key}"
-    path, meta_path = folder / "model.onnx", folder / "export.json"
-    if meta_path.exists() and path.exists():
-        return replace(ExportResult(**json.loads(meta_path.read_text())), cached=True)
-    tmp_folder = cache_dir / f".{folder.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp_folder, ignore_errors=True)
-    tmp_folder.mkdir(parents=True)
-    log: list[str] = []
+    name = entry_name(spec.name, exporter, opset, _cache_key(spec, exporter, opset))
+    result = functools.partial(
+        ExportResult, exporter_requested=exporter, exporter_used=exporter, opset_requested=opset
+    )
+    logs: list[list[str]] = []
 
-    def write_and_check() -> None:
-        _run_exporter(spec, module, exporter, opset, tmp_folder / "model.onnx")
-        onnx.checker.check_model(str(tmp_folder / "model.onnx"))
-        fixed = specialised_dims(tmp_folder / "model.onnx", spec)
-        if fixed:  # the file would reject every other size: not the export that was asked for
-            raise ValueError(
-                f"the {exporter} exporter did not keep the dynamic axes: {'; '.join(fixed)}"
-            )
+    def make(folder: Path) -> Entry:
+        say(f"  {spec.name}: exporting {exporter} op{opset}")
+        graph = folder / GRAPH_FILE
+        with captured_output() as log:
+            logs.append(log)
+            _, elapsed = seconds(lambda: _write_and_check(spec, module, exporter, opset, graph))
+        return Entry(spec.name, exporter, opset, actual_opset(graph), round(elapsed, 3),
+                     describe_model(graph))  # fmt: skip
 
     try:
-        with captured_output() as log:
-            _, elapsed = seconds(write_and_check)
+        entry, cached = obtain(cache_dir, name, exporter, opset, make, say)
     except Exception as exc:
-        shutil.rmtree(tmp_folder, ignore_errors=True)
-        text = "".join(log)[-LOG_TAIL_CHARS:]
+        text = "".join(part for log in logs for part in log)[-LOG_TAIL_CHARS:]
         message = f"{type(exc).__name__}: {exc}".strip()[:LOG_TAIL_CHARS]
-        return ExportResult(
-            ok=False,
-            exporter_requested=exporter,
-            exporter_used=exporter,
-            opset_requested=opset,
-            error=message + (f"\n--- exporter output ---\n{text}" if text else ""),
+        tail = f"\n--- exporter output ---\n{text}" if text else ""
+        return result(ok=False, error=message + tail)
+    path = cache_dir / name / GRAPH_FILE  # resolved from the cache dir now, never stored
+    return result(ok=True, opset_actual=entry.opset_actual, path=str(path.absolute()),
+                  sha256=entry.sha256, export_s=entry.export_s, cached=cached,
+                  files=file_records(entry.files))  # fmt: skip
+
+
+def _write_and_check(spec: ModelSpec, module, exporter: str, opset: int, graph: Path) -> None:
+    import onnx
+
+    _run_exporter(spec, module, exporter, opset, graph)
+    onnx.checker.check_model(str(graph))
+    fixed = specialised_dims(graph, spec)
+    if fixed:  # the file would reject every other size: not the export that was asked for
+        raise ValueError(
+            f"the {exporter} exporter did not keep the dynamic axes: {'; '.join(fixed)}"
         )
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp_folder, folder)
-    result = ExportResult(
-        ok=True,
-        exporter_requested=exporter,
-        exporter_used=exporter,
-        opset_requested=opset,
-        opset_actual=actual_opset(path),
-        path=str(path),
-        sha256=file_sha256(path),
-        export_s=round(elapsed, 3),
-    )
-    meta_path.write_text(json.dumps(result.to_record()))
-    return result
 
 
 def given_file(path: str) -> ExportResult:
-    """The "export" of a model that was given as an ONNX file: the file itself."""
-    return ExportResult(
-        ok=True,
-        exporter_requested="file",
-        exporter_used="file",
-        opset_requested=None,
-        opset_actual=actual_opset(path),
-        path=str(Path(path).resolve()),
-        sha256=file_sha256(path),
-    )
+    """The "export" of a model that was given as an ONNX file: the file and its external
+    data, hashed like a cache entry (the graph file counts as model.onnx)."""
+    graph = Path(path).resolve()
+    files = describe_model(graph)
+    return ExportResult(ok=True, exporter_requested="file", exporter_used="file",
+                        opset_requested=None, opset_actual=actual_opset(graph), path=str(graph),
+                        sha256=files_sha256(files), files=file_records(files))  # fmt: skip
 
 
 def export_model(
-    spec: ModelSpec, module, exporter: str, opset: int, cache_dir: Path
+    spec: ModelSpec,
+    module,
+    exporter: str,
+    opset: int,
+    cache_dir: Path,
+    progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export for one (exporter, opset); `auto` tries dynamo, then TorchScript if needed."""
     if exporter != "auto":
-        return export_once(spec, module, exporter, opset, cache_dir)
-    first = export_once(spec, module, "dynamo", opset, cache_dir)
+        return export_once(spec, module, exporter, opset, cache_dir, progress)
+    first = export_once(spec, module, "dynamo", opset, cache_dir, progress)
     if first.ok and first.opset_actual == opset:
         return replace(first, exporter_requested="auto")
     reason = (
@@ -299,5 +293,5 @@ def export_model(
             exporter_requested="auto",
             fallback_reason=f"{reason}; torchscript cannot write opset {opset}",
         )
-    second = export_once(spec, module, "torchscript", opset, cache_dir)
+    second = export_once(spec, module, "torchscript", opset, cache_dir, progress)
     return replace(second, exporter_requested="auto", fallback_reason=reason)

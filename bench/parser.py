@@ -188,4 +188,26 @@ def build_parser() -> tuple[OneLineParser, FlagParser]:
                        help="timed seconds per trial (default: %(default)s)")  # fmt: skip
     noise.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     noise.add_argument("--out", default=None, help="run folder of the experiment")
+    add_cache_parser(sub)
     return parser, run
+
+
+def add_cache_parser(sub: Any) -> None:
+    """`bench cache list|verify|clear`."""
+    cache = sub.add_parser("cache", help="list, verify or clear the export cache")
+    actions = cache.add_subparsers(
+        dest="cache_command", required=True, metavar="{list,verify,clear}"
+    )
+    for name, text in (
+        ("list", "one line per entry: model, exporter, opset, size, state"),
+        ("verify", "hash every file of every entry; exit 1 when one is damaged"),
+        ("clear", "remove entries (all, or one model's); other files are left alone"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--cache-dir", default=None, help="export cache (default: "
+                            "$BENCH_CACHE_DIR or ~/.cache/bench/exports)")  # fmt: skip
+    actions.choices["verify"].add_argument("--repair", action="store_true",
+                                           help="remove damaged entries (exported again on "
+                                           "the next run) and exit 0")  # fmt: skip
+    actions.choices["clear"].add_argument("--model", default=None, metavar="NAME",
+                                          help="only this model's entries")  # fmt: skip

@@ -98,3 +98,19 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
+
+
+def model_hashes(base: dict | None, other: dict | None) -> tuple[str | None, str | None]:
+    """The `sha256` of two records' export blocks, made comparable: a record without `files`
+    predates hashing the external data too, and its sha256 is of the graph file alone, so
+    against such a record the other's graph file (`model.onnx` in `files`) counts."""
+    blocks = (base or {}, other or {})
+    if ("files" in blocks[0]) == ("files" in blocks[1]):
+        return blocks[0].get("sha256"), blocks[1].get("sha256")
+    own = [
+        next((f.get("sha256") for f in b["files"] or () if f.get("name") == "model.onnx"), None)
+        if "files" in b
+        else b.get("sha256")
+        for b in blocks
+    ]
+    return own[0], own[1]
