@@ -113,6 +113,7 @@ def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
             print(f"bench: error: {exc}; the records before it are whole on disk; make "
                   f"room, then finish with: {resume}", file=sys.stderr)  # fmt: skip
             return 1
+        stop.measured()
         stopped = stop.requested or len([r for r in ran if r.kind == "cell"]) < len(cells)
         try:
             status = _finish(run_dir, env, args, len(all_cells), stopped, resume)

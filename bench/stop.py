@@ -35,6 +35,10 @@ class StopRequest:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
 
+    def measured(self) -> None:
+        """Measuring ended: the grace period for a job in flight no longer applies."""
+        signal.alarm(0)
+
     @property
     def exit_status(self) -> int:
         """128 + the first signal's number: 130 SIGINT, 143 SIGTERM, 129 SIGHUP."""
