@@ -14,7 +14,7 @@ from bench import SCHEMA_VERSION
 from bench.diskio import WriteFailed, append_whole, open_append, write_atomic
 from bench.errors import BenchError
 from bench.record import CLEAN_STATUSES, STATUSES, CellRecord, jsonable
-from bench.validate import record_problem
+from bench.validate import record_problem, restore_infinities
 
 __all__ = ["CLEAN_STATUSES", "STATUSES", "ResultsWriter", "WriteFailed", "read_records",
            "upgrade_record", "write_atomic"]  # fmt: skip
@@ -152,7 +152,10 @@ def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     if record.get("status") not in STATUSES:
         return None, f"status {record.get('status')!r}; valid: {', '.join(STATUSES)}"
     problem = record_problem(record)
-    return (None, problem) if problem else (record, None)
+    if problem:
+        return None, problem
+    restore_infinities(record)
+    return record, None
 
 
 def scan_records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Unreadable]]:

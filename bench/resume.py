@@ -30,7 +30,7 @@ from bench.results import (
     read_json,
     scan_records,
 )
-from bench.validate import config_problem, env_problems
+from bench.validate_run import config_problem, env_problems
 
 #: Flags that may go with --resume: they change neither the grid nor how a cell is measured.
 RESUME_FLAGS = ("resume", "retry_failed", "png", "allow_failures")

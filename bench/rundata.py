@@ -29,7 +29,7 @@ from bench.results import (
     read_json,
     scan_records,
 )
-from bench.validate import env_problems
+from bench.validate_run import env_problems
 
 
 @dataclass

@@ -18,7 +18,7 @@ MAX_BATCH = 2**31
 INF_TEXT = ("inf", "-inf")
 
 
-def _number(value: Any) -> bool:
+def finite(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
@@ -27,7 +27,7 @@ def _number(value: Any) -> bool:
 
 
 def number(value: Any) -> bool:
-    return value is None or _number(value) or value in INF_TEXT
+    return value is None or finite(value) or value in INF_TEXT
 
 
 def integer(value: Any) -> bool:
@@ -52,7 +52,7 @@ def mapping(value: Any) -> bool:
 
 
 def numbers(value: Any) -> bool:
-    return value is None or (isinstance(value, list) and all(_number(v) for v in value))
+    return value is None or (isinstance(value, list) and all(finite(v) for v in value))
 
 
 def _fields(value: Any, checks: Mapping[str, Check], where: str) -> str | None:
@@ -163,7 +163,32 @@ def _block(block: Any, where: str) -> str | None:
         problem = _fields(trial, _TRIAL, f"{where}.trials[{i}]")
         if problem or not isinstance(trial, dict):
             return problem or f"{where}.trials[{i}] is not an object"
+        median = trial.get("median_us")
+        if median is None or not finite(median) or median <= 0:  # compare takes its log
+            return f"{where}.trials[{i}].median_us {median!r} is not a positive number"
     return None
+
+
+def restore_infinities(record: dict[str, Any]) -> None:
+    """bench writes a non-finite measurement as "inf"/"-inf" (`jsonable`): give readers the
+    float back in the numeric fields the checks above accept it in."""
+
+    def fix(values: Any, names: Any) -> None:
+        if isinstance(values, dict):
+            for name in names:
+                if values.get(name) in INF_TEXT:
+                    values[name] = float(values[name])
+
+    block_numbers = [k for k, check in _BLOCK.items() if check is number]
+    for block in [*(record.get("latency") or {}).values(), record.get("throughput")]:
+        fix(block, block_numbers)
+    parity = record.get("parity")
+    if isinstance(parity, dict):
+        fix(parity, ("rtol", "atol"))
+        for output in parity.get("outputs") or []:
+            fix(output, [k for k, check in _OUTPUT.items() if check is number])
+    for name in ("cold_start", "memory", "tolerance"):
+        fix(record.get(name), list(record.get(name) or {}))
 
 
 def record_problem(record: dict[str, Any]) -> str | None:
@@ -181,7 +206,7 @@ def record_problem(record: dict[str, Any]) -> str | None:
             if not isinstance(record.get(name), str):
                 return f"a cell record without a text {name}"
         batch = record.get("batch_size")
-        if not integer(batch) or batch is None or not 1 <= batch <= MAX_BATCH:
+        if batch is None or not integer(batch) or not 1 <= batch <= MAX_BATCH:
             return f"batch_size {batch!r} is not a whole number from 1 to {MAX_BATCH}"
     for name in ("cold_start", "memory", "tolerance"):
         problem = _fields(record.get(name), dict.fromkeys(record.get(name) or {}, number), name)
@@ -213,91 +238,4 @@ def _parity(parity: Any) -> str | None:
         problem = _fields(output, _OUTPUT, f"parity.outputs[{i}]")
         if problem or not isinstance(output, dict):
             return problem or f"parity.outputs[{i}] is not an object"
-    return None
-
-
-def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | bool) or _number(value)
-
-
-ENV_CHECKS: dict[str, Check] = {
-    **{
-        k: _scalar
-        for k in (
-            "host",
-            "cpu_model",
-            "platform",
-            "python",
-            "bench_version",
-            "bench_commit",
-            "cpu_governor",
-            "memory_gib",
-            "physical_cores",
-            "logical_cores",
-        )
-    },
-    "gpus": texts,
-    "command": texts,
-    "versions": lambda v: v is None or (mapping(v) and all(_scalar(x) for x in v.values())),
-    "resumed_with": lambda v: v is None or (isinstance(v, list) and all(texts(c) for c in v)),
-}
-
-
-def env_problems(env: dict[str, Any]) -> list[str]:
-    """The env.json fields that reports use and that hold the wrong type."""
-    return [f"{name} has the wrong type ({type(env[name]).__name__})"
-            for name, check in ENV_CHECKS.items() if name in env and not check(env[name])]  # fmt: skip
-
-
-def _list_of(check: Check, size: int | None = None) -> Check:
-    def ok(value: Any) -> bool:
-        return isinstance(value, list) and all(
-            check(v) and v is not None and (size is None or len(v) == size) for v in value
-        )
-
-    return ok
-
-
-def _pair(first: Check, second: Check) -> Check:
-    return lambda v: isinstance(v, list) and len(v) == 2 and first(v[0]) and second(v[1])
-
-
-_CONFIG: dict[str, Check] = {
-    **{k: _list_of(text) for k in ("models", "backends", "precisions")},
-    **{k: _list_of(integer) for k in ("opsets", "batch_sizes", "parity_seeds")},
-    **{k: integer for k in ("threads", "requests", "seed")},
-    **{k: text for k in ("exporter", "mode", "out_dir", "cache_dir", "cpus")},
-    **{k: flag for k in ("end_to_end", "control")},
-    "cell_timeout": lambda v: _number(v) and v > 0,
-    "timing": lambda v: isinstance(v, dict) and all(_number(x) for x in v.values()),
-    "dims": _list_of(_pair(lambda v: isinstance(v, str), _list_of(integer))),
-    "file_dims": _list_of(_pair(lambda v: isinstance(v, str), integer)),
-    "backend_options": _list_of(
-        lambda v: isinstance(v, list) and len(v) == 3 and all(isinstance(x, str) for x in v)
-    ),
-    "tolerance_overrides": _list_of(
-        lambda v: (
-            isinstance(v, list)
-            and len(v) == 3
-            and isinstance(v[0], str)
-            and number(v[1])
-            and number(v[2])
-        )
-    ),
-}
-REQUIRED_CONFIG = ("models", "backends", "opsets", "batch_sizes", "precisions", "timing")
-
-
-def config_problem(config: dict[str, Any]) -> str | None:
-    """What keeps run.json's config from being rebuilt and run, or None."""
-    for name in REQUIRED_CONFIG:
-        if name not in config:
-            return f"config has no {name}"
-    for name, check in _CONFIG.items():
-        if name in config and not check(config[name]):
-            return f"config.{name} has the wrong type or value: {str(config[name])[:60]}"
-    timing = config["timing"]
-    for name in ("trials", "warmup_iters", "min_iters"):
-        if name in timing and not (integer(timing[name]) and timing[name] >= 0):
-            return f"config.timing.{name} is not a whole number"
     return None

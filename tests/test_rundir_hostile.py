@@ -74,7 +74,10 @@ def write_lines(run: Path, records: list) -> bytes:
 
 def test_two_runs_started_at_once_on_one_folder_one_runs(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "bench", "run", *GRID, "--out", str(out)]
+    driver = "import sys, fault_backends; fault_backends.register(); " + DRIVER
+    slow = ["--backends", "fault-slow", *GRID[2:], "--batch-sizes", "1,2,3,4", "--trials", "3",
+            "--min-time", "0.3", "--max-time", "0.4"]  # fmt: skip
+    cmd = [sys.executable, "-c", driver, "run", *slow, "--out", str(out)]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=_env()) for _ in range(2)]  # fmt: skip
     results = [(p, *p.communicate(timeout=300)) for p in procs]
@@ -84,7 +87,7 @@ def test_two_runs_started_at_once_on_one_folder_one_runs(tmp_path: Path) -> None
     assert "is in use by pid" in loser and "Traceback" not in loser
     assert len([x for x in loser.splitlines() if x.startswith("bench:")]) == 1
     records = lines(out)
-    assert len(records) == 2 and len({r["run_id"] for r in records}) == 1
+    assert len(records) == 4 and len({r["run_id"] for r in records}) == 1
 
 
 @pytest.fixture
@@ -474,3 +477,31 @@ def test_a_run_without_plotly_keeps_its_records(tmp_path: Path) -> None:
     assert len(lines(out)) == 2 and not (out / "report.md").exists()
     clean(bench("report", str(out)), 0)
     assert (out / "report.md").exists()
+
+
+# -- the pieces, in process --------------------------------------------------------------
+
+
+def test_given_flags_are_the_ones_typed() -> None:
+    from bench.parser import build_parser
+
+    _, run = build_parser()
+    argv = ["run", "--resume", "d", "--trials=3", "--png", "--models", "--x", "--", "--seed"]
+    assert run.given(argv) == ["resume", "trials", "png", "models"]
+
+
+def test_infinities_bench_writes_are_read_back_as_floats(tmp_path: Path) -> None:
+    from bench.report import write_reports
+    from bench.results import read_records
+
+    data = ROOT / "tests" / "data" / "v3_default_threads" / "results.jsonl"
+    records = [json.loads(x) for x in data.read_text().splitlines()]
+    cell = next(r for r in records if r.get("kind") == "cell" and r["status"] == "ok")
+    cell["parity"]["outputs"][0]["tol_ratio"] = "inf"  # as bench.record.jsonable writes it
+    cell["latency"]["inference"]["ci95_high_us"] = "inf"
+    write_lines(tmp_path, records)
+    read = read_records(tmp_path)
+    assert any(r.get("latency", {}).get("inference", {}).get("ci95_high_us") == float("inf")
+               for r in read if r.get("latency"))  # fmt: skip
+    write_reports(tmp_path, read, {})
+    assert (tmp_path / "report.md").exists()
