@@ -79,6 +79,8 @@ class Comparison:
     cells: list[CellComparison] = field(default_factory=list)
     geomeans: dict[tuple[str, str], float] = field(default_factory=dict)  # (other, backend)
     env_differences: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
+    #: Lines about the run folders themselves (unreadable records, a damaged env.json).
+    caveats: list[str] = field(default_factory=list)
     only_in: dict[str, list[tuple]] = field(default_factory=dict)
     control: dict[str, RatioTest | None] = field(default_factory=dict)  # per other run
     basis: dict[str, str] = field(default_factory=dict)  # per other run: "raw" | "control"

@@ -98,7 +98,7 @@ def cmd_noise(args: argparse.Namespace, argv: list[str]) -> int:
         timing=TimingPolicy(trials=args.trials * args.repeats, min_time=args.min_time),
         seed=args.seed, cache_dir=str(default_cache_dir()), end_to_end=False,
     )  # fmt: skip
-    run_dir, run_id = new_run_dir(args.out)
+    run_dir, run_id, _lock = new_run_dir(args.out, ["bench", *argv])  # held until the end
     write_json(run_dir / RUN_FILE, {"run_id": run_id, "config": config.to_record(),
                                     "noise": {"trials": args.trials, "repeats": args.repeats}})  # fmt: skip
     write_json(run_dir / "env.json", collect_env(["bench", *argv]))

@@ -45,6 +45,20 @@ class FlagParser(OneLineParser):
         group.add_argument = recorded  # type: ignore[method-assign]
         return group
 
+    def given(self, argv: list[str]) -> list[str]:
+        """The recorded flags that `argv` (this subcommand's arguments) gives, by dest, in the
+        order given. argparse reads a token starting with "--" as an option (abbreviations
+        are off), so the option strings in `argv` are exactly the flags the user typed."""
+        by_option = {o: dest for dest, a in self.flags.items() for o in a.option_strings}
+        found: list[str] = []
+        for token in argv:
+            if token == "--":
+                break
+            dest = by_option.get(token.split("=", 1)[0])
+            if dest is not None and dest not in found:
+                found.append(dest)
+        return found
+
 
 def add_grid_flags(run: argparse.ArgumentParser) -> None:
     grid = run.add_argument_group("grid: what is measured")

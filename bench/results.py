@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import SCHEMA_VERSION
+from bench.diskio import WriteFailed, append_whole, open_append, write_atomic
 from bench.errors import BenchError
 from bench.record import CLEAN_STATUSES, STATUSES, CellRecord, jsonable
+from bench.validate import record_problem, restore_infinities
 
-__all__ = ["CLEAN_STATUSES", "STATUSES", "ResultsWriter", "read_records", "upgrade_record"]
+__all__ = ["CLEAN_STATUSES", "STATUSES", "ResultsWriter", "WriteFailed", "read_records",
+           "upgrade_record", "write_atomic"]  # fmt: skip
 
 RESULTS_FILE = "results.jsonl"
 ENV_FILE = "env.json"
@@ -29,29 +34,37 @@ def _drop_torn_tail(path: Path) -> None:
         last = data[data.rfind(b"\n") + 1 :]
         try:
             json.loads(last)
-        except ValueError:
-            with open(path, "r+b") as fh:  # torn: cut it
-                fh.truncate(data.rfind(b"\n") + 1)
-            return
-        with open(path, "ab") as fh:  # whole, only its newline missing: keep it
-            fh.write(b"\n")
+            torn = False
+        except (ValueError, RecursionError):
+            torn = True
+        try:
+            with open(path, "r+b") as fh:
+                if torn:  # cut it
+                    fh.truncate(data.rfind(b"\n") + 1)
+                else:  # whole, only its newline missing: keep it
+                    fh.seek(0, os.SEEK_END)
+                    fh.write(b"\n")
+        except OSError as exc:
+            raise WriteFailed(path, exc) from None
 
 
 class ResultsWriter:
-    """Appends records to results.jsonl; each is on disk (fsync) before the next cell starts."""
+    """Appends records to results.jsonl; each is on disk (fsync) before the next cell starts,
+    whole or not at all."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / RESULTS_FILE
         _drop_torn_tail(self.path)
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._fd = open_append(self.path)
 
     def append(self, record: CellRecord) -> None:
-        self._fh.write(json.dumps(record.to_json(), allow_nan=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        line = json.dumps(record.to_json(), allow_nan=False) + "\n"
+        append_whole(self._fd, self.path, line.encode("utf-8"))
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class TrialJournal:
@@ -65,7 +78,7 @@ class TrialJournal:
 
     def __enter__(self) -> TrialJournal:
         _drop_torn_tail(self.path)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fd = open_append(self.path)
         return self
 
     def append(self, cell_id: str, index: int, trial: Any) -> None:
@@ -75,11 +88,11 @@ class TrialJournal:
             if m is not None:
                 entry[name] = {"started_s": m.started_s, "other_cpu_fraction": m.other_cpu_fraction,
                                "samples_us": [round(s / 1e3, 3) for s in m.samples_ns]}  # fmt: skip
-        self._fh.write(json.dumps(jsonable(entry)) + "\n")
-        self._fh.flush()
+        line = json.dumps(jsonable(entry)) + "\n"
+        append_whole(self._fd, self.path, line.encode("utf-8"), sync=False)
 
     def __exit__(self, *exc: object) -> None:
-        self._fh.close()
+        os.close(self._fd)
         if self.complete and exc[0] is None:
             self.path.unlink(missing_ok=True)
 
@@ -115,62 +128,127 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def read_records(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of a run, upgraded to the current schema; refuses newer schemas.
+@dataclass(frozen=True)
+class Unreadable:
+    """A line of results.jsonl that is not a record bench can read, and why."""
 
-    A cell measured again (`--resume --retry-failed`) keeps its latest record.
-    """
+    line: int
+    reason: str
+
+
+def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None) or (None, why it is not one). A newer schema raises `BenchError`."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start}): not a bench results file"
+    except (ValueError, RecursionError):
+        return None, "not JSON: a damaged results file"
+    if not isinstance(record, dict):
+        return None, f"a JSON {type(record).__name__}, not a record"
+    version = record.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return None, "no integer schema_version: not a bench record"
+    if record.get("status") not in STATUSES:
+        return None, f"status {record.get('status')!r}; valid: {', '.join(STATUSES)}"
+    problem = record_problem(record)
+    if problem:
+        return None, problem
+    restore_infinities(record)
+    return record, None
+
+
+def scan_records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Unreadable]]:
+    """Every line of a results.jsonl: (line number, raw record) for those that are whole,
+    valid records, and the lines that are not. A torn last line (a run killed mid-write, no
+    newline after it) is neither. A record of a newer schema than this bench reads is a
+    `BenchError`: a newer bench wrote the folder, and reading it as this one would mislead."""
+    if not path.exists():
+        raise BenchError(f"no {RESULTS_FILE} in {path.parent}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BenchError(f"cannot read {path} ({exc.strerror or exc})") from None
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    good: list[tuple[int, dict[str, Any]]] = []
+    bad: list[Unreadable] = []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        record, problem = _parse_line(raw)
+        if record is None:
+            torn = number == len(lines) and not data.endswith(b"\n")
+            if not (torn and problem and problem.startswith("not JSON")):
+                bad.append(Unreadable(number, problem or "unreadable"))
+            continue
+        if record["schema_version"] > SCHEMA_VERSION:
+            raise BenchError(
+                f"{path}:{number} has schema_version {record['schema_version']!r}; this bench "
+                f"reads versions up to {SCHEMA_VERSION}: upgrade bench to read it"
+            )
+        good.append((number, record))
+    return good, bad
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The raw records of a results.jsonl, checked line by line; a damaged or foreign file is
+    one `BenchError` naming the first bad line. Only a torn last line is skipped."""
+    good, bad = scan_records(path)
+    if bad:
+        raise BenchError(f"{path}:{bad[0].line}: {bad[0].reason}")
+    for _, record in good:
+        yield record
+
+
+def latest_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records upgraded to the current schema; a cell measured again (`--resume
+    --retry-failed`) keeps its latest record."""
     latest: dict[str, dict[str, Any]] = {}
-    for record in iter_records(run_dir / RESULTS_FILE):
+    for record in records:
         key = record.get("cell_id") or str(len(latest))
         latest.pop(key, None)
         latest[key] = upgrade_record(record)
     return list(latest.values())
 
 
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The raw records of a results.jsonl, checked line by line; a damaged or foreign file is
-    one `BenchError` naming the line. Only a torn last line (a run killed mid-write, no newline
-    after it) is skipped."""
-    if not path.exists():
-        raise BenchError(f"no {RESULTS_FILE} in {path.parent}")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BenchError(
-            f"{path}: not UTF-8 text (byte {exc.start}): not a bench results file"
-        ) from None
-    lines = text.splitlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            if number == len(lines) and not text.endswith("\n"):
-                continue  # torn by a kill mid-write; the next append cuts it
-            raise BenchError(f"{path}:{number}: not JSON: a damaged results file") from None
-        if not isinstance(record, dict):
-            raise BenchError(f"{path}:{number}: a JSON {type(record).__name__}, not a record")
-        version = record.get("schema_version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise BenchError(f"{path}:{number}: no integer schema_version: not a bench record")
-        if version > SCHEMA_VERSION:
-            raise BenchError(
-                f"{path}:{number} has schema_version {version!r}; this bench reads "
-                f"versions up to {SCHEMA_VERSION}: upgrade bench to read it"
-            )
-        if record.get("status") not in STATUSES:
-            raise BenchError(f"{path}:{number}: status {record.get('status')!r}; valid: "
-                             f"{', '.join(STATUSES)}")  # fmt: skip
-        yield record
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run, upgraded to the current schema; any bad line is a `BenchError`
+    naming it (`bench.rundata` reads leniently for reports)."""
+    return latest_records(iter_records(run_dir / RESULTS_FILE))
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """Write `path` whole or not at all: a temporary file beside it, fsync, then rename."""
+    text = json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n"
+    write_atomic({path: text.encode("utf-8")})
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file (env.json, run.json); anything else is a one-line `BenchError`."""
     if not path.exists():
         raise BenchError(f"missing {path}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant,
+                           parse_float=_finite)  # fmt: skip
+    except OSError as exc:
+        raise BenchError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except (ValueError, RecursionError) as exc:
+        raise BenchError(f"{path}: not JSON ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(value, dict):
+        raise BenchError(f"{path}: a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number bench writes")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is too large")
+    return value

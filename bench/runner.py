@@ -3,12 +3,9 @@ workers with interleaved trials (bench.schedule), judge each (bench.judge), writ
 
 from __future__ import annotations
 
-import signal
-import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from bench.artifacts import Artifacts, ReferenceFailed
 from bench.backends import backend_entry, load_backend_class
@@ -25,36 +22,8 @@ from bench.pool import WorkerLost
 from bench.record import CellRecord
 from bench.results import TRIALS_FILE, ResultsWriter, TrialJournal
 from bench.schedule import Measured, Planned, Scheduler
+from bench.stop import StopRequest
 from bench.timing import now
-
-
-class StopRequest:
-    """First Ctrl-C or SIGTERM: finish the job in flight, then stop and write the reports.
-    A second one: stop now."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signal: int | None = None
-
-    def __enter__(self) -> StopRequest:
-        self._previous = {s: signal.getsignal(s) for s in self.SIGNALS}
-        for s in self.SIGNALS:
-            signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested, self.signal = True, signum
-        name = signal.Signals(signum).name
-        print(f"\n{name}: stopping after the job in flight ({name} again to stop now)",
-              file=sys.stderr)  # fmt: skip
 
 
 class Runner:
@@ -270,6 +239,9 @@ class Runner:
                 self.scheduler.measure(planned, lambda m: emit(self.judge(m)),
                                        lambda: stop.requested, journal.append)  # fmt: skip
                 journal.complete = not self.scheduler.stopped
+        except KeyboardInterrupt:  # stop now: the job in flight is abandoned
+            self.scheduler.kill()
+            raise
         finally:
             self.scheduler.close()
         return records

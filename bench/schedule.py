@@ -130,6 +130,12 @@ class Scheduler:
             worker.close()
         self._workers.clear()
 
+    def kill(self) -> None:
+        """Kill every worker now, jobs in flight included (a second stop signal)."""
+        for worker in self._workers.values():
+            worker.kill()
+        self._workers.clear()
+
     # -- measuring ----------------------------------------------------------------------------
 
     def measure(

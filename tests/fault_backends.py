@@ -70,6 +70,16 @@ class CrashInTrial(OrtCpu):
         super().run()
 
 
+class Slow(OrtCpu):
+    """Sleeps in every inference: trials last long enough to be interrupted."""
+
+    name = "fault-slow"
+
+    def run(self) -> None:
+        time.sleep(0.005)
+        super().run()
+
+
 def register() -> None:
-    for cls in (Segfault, Hang, Raise, NaNs, WrongShape, CrashInTrial):
+    for cls in (Segfault, Hang, Raise, NaNs, WrongShape, CrashInTrial, Slow):
         register_backend(cls.name, f"fault_backends:{cls.__name__}", "test-only backend")

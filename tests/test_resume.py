@@ -114,10 +114,14 @@ def test_retry_failed_reruns_only_failed_cells(tmp_path, bench_env) -> None:
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
 
 
+#: What every cell record has that reports read (a record without it is unreadable).
+CELL = {"model": "m", "backend": "x", "precision": "fp32", "batch_size": 1}
+
+
 def test_a_torn_last_line_is_dropped_before_appending(tmp_path) -> None:
     from bench.results import ResultsWriter, read_records
 
-    good = {"schema_version": 3, "cell_id": "a", "status": "ok"}
+    good = {"schema_version": 3, "cell_id": "a", "status": "ok", **CELL}
     (tmp_path / "results.jsonl").write_text(json.dumps(good) + '\n{"schema_version": 3, "cell')
     writer = ResultsWriter(tmp_path)
     writer.append(CellRecord(run_id="r", cell_id="b", model="m", backend="x", device="cpu",
@@ -129,7 +133,7 @@ def test_a_torn_last_line_is_dropped_before_appending(tmp_path) -> None:
 def test_a_whole_last_record_missing_its_newline_is_kept(tmp_path) -> None:
     from bench.results import ResultsWriter, read_records
 
-    good = {"schema_version": 3, "cell_id": "a", "status": "ok"}
+    good = {"schema_version": 3, "cell_id": "a", "status": "ok", **CELL}
     (tmp_path / "results.jsonl").write_text(json.dumps(good))  # no trailing newline
     writer = ResultsWriter(tmp_path)
     writer.append(CellRecord(run_id="r", cell_id="b", model="m", backend="x", device="cpu",

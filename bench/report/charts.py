@@ -6,7 +6,6 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -267,8 +266,9 @@ def run_charts(frame: pd.DataFrame, records: Sequence[dict[str, Any]]) -> list[g
 CHART_NAMES = ("latency", "throughput", "speedup", "parity", "distributions", "cold_start")
 
 
-def write_pngs(figures: Sequence[go.Figure], folder: Path) -> list[Path]:
-    """Static PNGs through kaleido, which drives a Chromium (Debian's `chromium` works)."""
+def png_images(figures: Sequence[go.Figure]) -> dict[str, bytes]:
+    """Static PNGs (file name -> bytes) through kaleido, which drives a Chromium (Debian's
+    `chromium` works)."""
     try:
         import kaleido  # noqa: F401
     except ImportError:
@@ -276,13 +276,12 @@ def write_pngs(figures: Sequence[go.Figure], folder: Path) -> list[Path]:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser and "BROWSER_PATH" not in os.environ:
         os.environ["BROWSER_PATH"] = browser
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+    images = {}
     for name, fig in zip(CHART_NAMES, figures, strict=False):
-        path = folder / f"{name}.png"
         try:
-            fig.write_image(str(path), width=1200, height=fig.layout.height or 500)
+            images[f"{name}.png"] = fig.to_image(
+                format="png", width=1200, height=fig.layout.height or 500
+            )
         except Exception as exc:
             raise BenchError(f"--png: kaleido could not render ({exc}); install chromium") from exc
-        paths.append(path)
-    return paths
+    return images

@@ -75,7 +75,11 @@ def basis_lines(comparison: Comparison) -> list[str]:
 
 
 def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
-    parts = [f"# bench compare: baseline {md_escape(comparison.baseline)}", "", METHOD, ""]
+    parts = [f"# bench compare: baseline {md_escape(comparison.baseline)}", ""]
+    parts += [*(f"> ⚠ {md_escape(line)}" for line in comparison.caveats), ""] * bool(
+        comparison.caveats
+    )
+    parts += [METHOD, ""]
     parts += [f"- {md_escape(line)}" for line in basis_lines(comparison)] + [""]
     parts.append(md_table(HEADERS, comparison_rows(comparison)))
     parts += ["", "## Geometric mean of ratios per backend (comparable cells)", ""]
@@ -119,6 +123,7 @@ def comparison_chart(comparison: Comparison) -> go.Figure:
 
 def html_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
     sections = [f"<h1>bench compare: baseline {plain(comparison.baseline)}</h1>",
+                *(f"<p class='warn'><b>⚠ {esc(line)}</b></p>" for line in comparison.caveats),
                 f"<p>{esc(METHOD)}</p>",
                 "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in basis_lines(comparison))
                 + "</ul>",

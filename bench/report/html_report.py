@@ -55,10 +55,13 @@ def warnings_section(frame: pd.DataFrame) -> str:
     )
 
 
-def html_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
-    """report.html for one run."""
+def html_report(
+    records: Sequence[dict[str, Any]], env: dict[str, Any], caveats: Sequence[str] = ()
+) -> str:
+    """report.html for one run; `caveats` (unreadable records, a damaged env.json) lead it."""
     frame = summary_frame(records)
     sections = ["<h1>bench report</h1>"]
+    sections += [f"<p class='warn'><b>⚠ {esc(line)}</b></p>" for line in caveats]
     if frame.empty:
         return page("bench report", [*sections, "<p>No cells were run.</p>"], [])
     ok, status = status_line(frame)

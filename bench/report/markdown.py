@@ -84,10 +84,14 @@ def _details(
     return parts
 
 
-def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> str:
-    """report.md for one run."""
+def markdown_report(
+    records: Sequence[dict[str, Any]], env: dict[str, Any], caveats: Sequence[str] = ()
+) -> str:
+    """report.md for one run; `caveats` (unreadable records, a damaged env.json) lead it."""
     frame = summary_frame(records)
     parts = ["# bench report", ""]
+    if caveats:
+        parts += [*(f"> ⚠ {md_escape(line)}" for line in caveats), ""]
     if frame.empty:
         return "\n".join([*parts, "No cells were run."]) + "\n"
     parts += _short_part(records, frame)

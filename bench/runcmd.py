@@ -1,0 +1,162 @@
+"""`bench run`: claim the run folder, measure, then write the reports.
+
+Exit status (README, "Exit status"): 0 every cell ok or skipped; 1 a cell failed (unless
+--allow-failures), or a record or report could not be written after measuring started (the
+records on disk stay whole; the message says how to finish); 2 a usage error or a refused
+folder, before anything was measured or written; 128 + the signal that stopped the run
+(130 SIGINT, 143 SIGTERM, 129 SIGHUP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.config import RunConfig
+from bench.diskio import WriteFailed
+from bench.errors import BenchError
+from bench.lock import RunLock
+from bench.parser import FlagParser
+from bench.results import CLEAN_STATUSES, ENV_FILE, RUN_FILE, ResultsWriter, write_json
+from bench.resume import check_grid, check_resume_flags, resume_state
+from bench.rundir import new_run_dir
+from bench.stop import StopRequest
+
+
+def _claim(
+    args: argparse.Namespace, argv: list[str], run_parser: FlagParser
+) -> tuple[Path, RunConfig, str, dict, set[str], RunLock]:
+    """The run folder, locked, with the config, run id, env and the cells already done;
+    the resume checks all pass before this returns. Nothing is written yet but run.json."""
+    from bench.control import CONTROL_ID
+    from bench.envinfo import collect_env
+    from bench.runner import Runner
+
+    command = ["bench", *argv]
+    if args.resume:
+        check_resume_flags(run_parser, argv)
+        run_dir = Path(args.resume)
+        if not run_dir.is_dir():
+            raise BenchError(f"--resume: {run_dir} is not a run folder (no such folder)")
+        lock = RunLock(run_dir)
+        try:
+            lock.acquire(command)
+        except BenchError as exc:
+            raise BenchError(f"--resume: {exc}") from None
+        try:
+            state = resume_state(run_dir, args.retry_failed)
+            ids = {c.cell_id for c in Runner(state.config, run_dir, state.run_id).cells()}
+            check_grid(run_dir, state.records, ids | {CONTROL_ID})
+        except BaseException:
+            lock.release()
+            raise
+        env = state.env
+        env.setdefault("resumed_with", []).append(command)
+        return run_dir, state.config, state.run_id, env, state.finished, lock
+    if args.retry_failed:
+        raise BenchError("--retry-failed goes with --resume RUN_DIR")
+    from bench.options import config_from_args
+
+    config = config_from_args(args)
+    run_dir, run_id, lock = new_run_dir(args.out, command)
+    try:
+        write_json(run_dir / RUN_FILE, {"run_id": run_id, "config": config.to_record()})
+    except WriteFailed as exc:
+        lock.release()
+        raise BenchError(f"--out: {exc}; nothing was measured") from None
+    return run_dir, config, run_id, collect_env(command, config.cpus), set(), lock
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser) -> int:
+    """`bench run` and `bench run --resume`, signals handled from the first moment."""
+    with StopRequest() as stop:
+        try:
+            return _run(args, argv, run_parser, stop)
+        except KeyboardInterrupt:  # a second signal before measuring began
+            print("\nstopped now", file=sys.stderr)
+            return stop.exit_status
+
+
+def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
+         stop: StopRequest) -> int:  # fmt: skip
+    from bench.control import CONTROL_ID
+    from bench.record import CellRecord
+    from bench.runner import Runner
+
+    run_dir, config, run_id, env, finished, lock = _claim(args, argv, run_parser)
+    with lock:
+        try:
+            write_json(run_dir / ENV_FILE, env)
+        except WriteFailed as exc:
+            raise BenchError(f"{exc}; nothing was measured") from None
+        runner = Runner(config, run_dir, run_id)
+        all_cells = runner.cells()
+        if config.control:
+            finished.discard(CONTROL_ID)  # measured again with the cells still to run
+        cells = [c for c in all_cells if c.cell_id not in finished]
+        print(f"bench: {len(cells)} cells -> {run_dir}"
+              + (f" ({len(all_cells) - len(cells)} already done)" if finished else ""))  # fmt: skip
+        resume = f"bench run --resume {run_dir}"
+        stop.resume_hint = f"; finish with: {resume}"
+        ran: list[CellRecord] = []
+        try:
+            writer = ResultsWriter(run_dir)
+            try:
+                ran = runner.run(writer, cells, stop)
+            finally:
+                writer.close()
+        except KeyboardInterrupt:  # a second signal: the job in flight is lost, no more
+            print("\nstopped now", file=sys.stderr)
+            stop.requested = True
+        except WriteFailed as exc:
+            print(f"bench: error: {exc}; the records before it are whole on disk; make "
+                  f"room, then finish with: {resume}", file=sys.stderr)  # fmt: skip
+            return 1
+        stop.measured()
+        stopped = stop.requested or len([r for r in ran if r.kind == "cell"]) < len(cells)
+        try:
+            status = _finish(run_dir, env, args, len(all_cells), stopped, resume)
+        except KeyboardInterrupt:
+            print(f"\nstopped: reports not written; finish with: {resume}", file=sys.stderr)
+            return stop.exit_status
+    if stopped:
+        return stop.exit_status if stop.requested else 130
+    return status
+
+
+def _finish(
+    run_dir: Path, env: dict, args: argparse.Namespace, total: int, stopped: bool, resume: str
+) -> int:
+    """Write the reports and print the table; the exit status of a run that was not stopped."""
+    from bench.results import read_records
+
+    records = read_records(run_dir)
+    cell_records = [r for r in records if r.get("kind", "cell") == "cell"]
+    bad = sum(r["status"] not in CLEAN_STATUSES for r in cell_records)
+    status = 1 if bad and not args.allow_failures else 0
+    later = f"bench report {run_dir}"
+    try:
+        from bench.report import terminal_table, write_reports
+    except ImportError as exc:
+        print(f"bench: reports not written: {exc.name or exc} is not installed; the records "
+              f"are in {run_dir}; install bench's dependencies, then: {later}", file=sys.stderr)  # fmt: skip
+        status = 1
+    else:
+        print()
+        print(terminal_table(records))
+        print()
+        print(f"run folder: {run_dir}")
+        try:
+            for path in write_reports(run_dir, records, env, png=args.png):
+                print(f"  {path}")
+        except (WriteFailed, BenchError) as exc:
+            print(f"bench: error: reports not written: {exc}; the records are whole in "
+                  f"{run_dir}; then: {later}", file=sys.stderr)  # fmt: skip
+            status = 1
+    if stopped:
+        print(f"stopped with {len(cell_records)} of {total} cells done; finish with: {resume}",
+              file=sys.stderr)  # fmt: skip
+    elif bad:
+        print(f"{bad} cell(s) failed, crashed, timed out or failed parity", file=sys.stderr)
+    return status

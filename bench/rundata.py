@@ -1,0 +1,106 @@
+"""The one reader of a run folder for `report` and `compare`: results.jsonl, env.json and
+run.json, validated, with every problem turned into a caveat line or a one-line error.
+
+The rules (results/README.md, "Damaged run folders"):
+- a results.jsonl line that is not a valid record (not JSON, not an object, no schema
+  version, an unknown status, wrong types in the fields reports read) is skipped, named on
+  stderr with its line number, and counted in the reports as "N unreadable records";
+- a record of a newer schema, or a file with no readable record at all, is refused;
+- env.json unreadable: the reports are written without the environment and say why; a field
+  of the wrong type is left out and named;
+- run.json unreadable: compare compares no settings and says why.
+`bench run --resume` reads strictly instead (bench.resume): any of these refuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.lock import run_in_progress
+from bench.results import (
+    ENV_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    Unreadable,
+    latest_records,
+    read_json,
+    scan_records,
+)
+from bench.validate_run import env_problems
+
+
+@dataclass
+class RunData:
+    """What a run folder holds that a report or a comparison can use, and what it could not."""
+
+    path: Path
+    records: list[dict[str, Any]]
+    env: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    unreadable: list[Unreadable] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
+
+    def problem_lines(self) -> list[str]:
+        """One line per skipped results.jsonl line, for stderr."""
+        where = self.path / RESULTS_FILE
+        return [f"{where}:{u.line}: {u.reason}: skipped" for u in self.unreadable]
+
+
+def unreadable_caveat(unreadable: list[Unreadable]) -> str:
+    lines = ", ".join(str(u.line) for u in unreadable[:10]) + (
+        ", ..." if len(unreadable) > 10 else ""
+    )
+    count = len(unreadable)
+    return (f"{count} unreadable record{'s' if count > 1 else ''} in {RESULTS_FILE} "
+            f"(line{'s' if count > 1 else ''} {lines}) skipped: not in these tables")  # fmt: skip
+
+
+def _env(run_dir: Path, caveats: list[str]) -> dict[str, Any]:
+    try:
+        env = read_json(run_dir / ENV_FILE)
+    except BenchError as exc:
+        caveats.append(f"{ENV_FILE} unreadable ({exc}): environment not shown")
+        return {}
+    for problem in env_problems(env):
+        caveats.append(f"{ENV_FILE}: {problem}: not shown")
+        env.pop(problem.split(" ", 1)[0], None)
+    return env
+
+
+def _config(run_dir: Path, caveats: list[str]) -> dict[str, Any]:
+    if not (run_dir / RUN_FILE).exists():
+        return {}  # runs from before run.json existed
+    try:
+        config = read_json(run_dir / RUN_FILE).get("config")
+    except BenchError as exc:
+        caveats.append(f"{RUN_FILE} unreadable ({exc}): settings not compared")
+        return {}
+    if not isinstance(config, dict):
+        caveats.append(f"{RUN_FILE}: no config object: settings not compared")
+        return {}
+    return config
+
+
+def read_run(run_dir: Path, with_config: bool = False) -> RunData:
+    """Read a run folder leniently (see the module's rules); `BenchError` when nothing in it
+    can be read."""
+    if not run_dir.is_dir():
+        raise BenchError(f"{run_dir} is not a run folder")
+    good, bad = scan_records(run_dir / RESULTS_FILE)
+    if bad and not good:
+        raise BenchError(f"{run_dir / RESULTS_FILE}:{bad[0].line}: {bad[0].reason} (and no "
+                         "line of it is a readable record)")  # fmt: skip
+    caveats: list[str] = []
+    holder = run_in_progress(run_dir)
+    if holder:
+        caveats.append(f"a run is in progress in this folder ({holder}): these are the records "
+                       "written so far")  # fmt: skip
+    if bad:
+        caveats.append(unreadable_caveat(bad))
+    env = _env(run_dir, caveats)
+    config = _config(run_dir, caveats) if with_config else {}
+    records = latest_records(r for _, r in good)
+    return RunData(run_dir, records, env, config, bad, caveats)

@@ -1,0 +1,125 @@
+"""Stopping a run with signals: after each, no worker process is left, the exit status is the
+documented one, and every record on disk before the signal is still there, unchanged.
+
+SIGINT, SIGTERM and SIGHUP stop after the job in flight (exit 128 + the signal); a second
+signal abandons the job in flight, a third exits at once; SIGKILL takes the workers with it
+(PR_SET_PDEATHSIG). tests/test_resume.py checks that a stopped run resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+DRIVER = (
+    "import sys, fault_backends; fault_backends.register(); "
+    "from bench.cli import main; raise SystemExit(main(sys.argv[1:]))"
+)
+# bf16 cells are skipped at planning time: their records are on disk before any signal.
+GRID = ["--backends", "fault-slow", "--no-baseline", "--no-control", "--opsets", "17",
+        "--batch-sizes", "1,2,3", "--precisions", "fp32,bf16", "--trials", "6",
+        "--warmup-iters", "1", "--warmup-time", "0", "--min-iters", "5", "--min-time", "0.2",
+        "--max-time", "0.3"]  # fmt: skip
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs whose parent is `pid`, from /proc (no psutil)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ppid = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")),
+                    None)  # fmt: skip
+        if ppid == str(pid):
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for its parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _start(out: Path) -> tuple[subprocess.Popen, list[int], bytes]:
+    """A run with its workers measuring: the process, its worker PIDs, results.jsonl's bytes."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), *sys.path])
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, "run", *GRID, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    deadline = time.monotonic() + 240
+    journal = out / "trials.jsonl"
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count("\n") >= 1:
+            workers = _children(proc.pid)
+            assert workers, "no worker process found"
+            before = (out / "results.jsonl").read_bytes()
+            assert before.count(b"\n") == 3  # the skipped bf16 cells
+            return proc, workers, before
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the run did not get going")
+
+
+def _check_after(proc: subprocess.Popen, workers: list[int], before: bytes, out: Path) -> str:
+    _, stderr = proc.communicate(timeout=90)
+    deadline = time.monotonic() + 5
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [w for w in workers if _alive(w)], "a worker outlived bench"
+    assert (out / "results.jsonl").read_bytes().startswith(before)
+    assert "Traceback" not in stderr, stderr
+    return stderr
+
+
+@pytest.mark.parametrize(
+    ("signals", "code"),
+    [([signal.SIGTERM], 143), ([signal.SIGHUP], 129), ([signal.SIGINT], 130)],
+    ids=["SIGTERM", "SIGHUP", "SIGINT"],
+)
+def test_one_stop_signal_finishes_the_job_in_flight_and_writes_reports(
+    tmp_path: Path, signals: list[int], code: int
+) -> None:
+    out = tmp_path / "run"
+    proc, workers, before = _start(out)
+    proc.send_signal(signals[0])
+    stderr = _check_after(proc, workers, before, out)
+    assert proc.returncode == code, stderr
+    assert "stopping after the job in flight" in stderr
+    assert f"bench run --resume {out}" in stderr
+    assert (out / "report.md").exists()
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_repeated_sigint_stops_now(tmp_path: Path, count: int) -> None:
+    out = tmp_path / "run"
+    proc, workers, before = _start(out)
+    for _ in range(count):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    stderr = _check_after(proc, workers, before, out)
+    assert proc.returncode == 130, stderr
+    assert f"bench run --resume {out}" in stderr
+
+
+def test_sigkill_of_bench_takes_its_workers(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc, workers, before = _start(out)
+    proc.send_signal(signal.SIGKILL)
+    _check_after(proc, workers, before, out)
+    assert proc.returncode == -signal.SIGKILL
