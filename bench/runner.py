@@ -16,6 +16,7 @@ from bench.backends.base import LoadSpec
 from bench.config import RunConfig
 from bench.control import CONTROL_ID, CONTROL_TARGET
 from bench.envinfo import cpu_governor
+from bench.errors import meaningful_line
 from bench.grid import Cell, expand_grid
 from bench.jobs import Failure, LoadJob, ReferenceJob, ReferenceOutcome
 from bench.judge import stability_warnings, timing_block
@@ -278,8 +279,7 @@ class Runner:
 def describe_outcome(record: CellRecord) -> str:
     """One line for the terminal: status, latency with its interval or throughput, parity."""
     if record.status not in ("ok", "parity_failed"):
-        reason = (record.reason or "").splitlines()
-        return f"{record.status}: {reason[0] if reason else ''}"
+        return f"{record.status}: {meaningful_line(record.reason)}"
     if record.throughput:
         tput = record.throughput
         text = (
