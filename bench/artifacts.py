@@ -129,6 +129,8 @@ class Artifacts:
                                tuple(spec.output_names))  # fmt: skip
             what = f"PyTorch reference at {sizes}"
         try:
+            if job.model and not state.references:  # import torch and build the module first
+                self.run_reference(replace(job, inputs=[]))
             outcome = self.run_reference(job)
         except ReferenceFailed as exc:
             raise ReferenceFailed(f"{what}: {exc}", exc.status) from None

@@ -52,7 +52,7 @@ def meaningful_line(text: str | None) -> str:
         prefix, first = f"{typed.group(1)}: ", typed.group(2).strip()
     if first and not _LOCATION.search(first):
         return prefix + first
-    found = []
+    found: list[str] = []
     for line in lines[1:]:
         if not line:
             if found:

@@ -45,6 +45,11 @@ class UnloadJob:
     cell_id: str
 
 
+#: A `ReferenceJob` of a PyTorch model with no inputs imports torch and builds the module
+#: before the first forward: it gets `--cell-timeout` plus this many seconds.
+PREPARE_ALLOWANCE_S = 60.0
+
+
 @dataclass(frozen=True)
 class ReferenceJob:
     """Reference outputs of each input batch: of an ONNX file at `path` (ONNX Runtime on the

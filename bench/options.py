@@ -219,14 +219,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def _cache_dir(text: str | None) -> str:
-    """The export cache folder: it, or the nearest folder above it that exists, writable."""
+    """The export cache folder, made now (it is only a cache) and checked writable."""
+    import tempfile
+
     path = Path(text) if text else default_cache_dir()
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise BenchError(f"--cache-dir: cannot write to {path} ({existing} is not a writable "
-                         "folder); give another folder or set BENCH_CACHE_DIR")  # fmt: skip
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise BenchError(f"--cache-dir: cannot write to {path} ({exc.strerror or exc}); give "
+                         "another folder or set BENCH_CACHE_DIR") from None  # fmt: skip
     return str(path)
 
 

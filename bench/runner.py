@@ -19,7 +19,7 @@ from bench.envinfo import cpu_governor
 from bench.errors import meaningful_line
 from bench.grid import Cell, expand_grid
 from bench.inputflags import batch_text
-from bench.jobs import Failure, LoadJob, ReferenceJob, ReferenceOutcome
+from bench.jobs import PREPARE_ALLOWANCE_S, Failure, LoadJob, ReferenceJob, ReferenceOutcome
 from bench.judge import stability_warnings, timing_block
 from bench.models import display_name
 from bench.parity import compare_outputs
@@ -104,7 +104,7 @@ class Runner:
     def _reference_in_worker(self, job: ReferenceJob) -> ReferenceOutcome:
         try:
             reply = self.scheduler.worker("reference", "reference").execute(
-                job, self.config.cell_timeout
+                job, self.config.cell_timeout + (PREPARE_ALLOWANCE_S if not job.inputs else 0)
             )
         except WorkerLost as lost:
             self.scheduler.forget("reference")

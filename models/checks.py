@@ -135,7 +135,8 @@ def check_spec(spec: ModelSpec) -> None:
     for precision, tolerance in dict(spec.tolerances).items():
         values = (getattr(tolerance, "rtol", None), getattr(tolerance, "atol", None))
         if precision not in PRECISIONS or not all(
-            isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0 for v in values
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            for v in values
         ):
             raise ModelProblem(f"tolerances[{precision!r}] must be a Tolerance with finite rtol "
                                f"and atol >= 0, for one of {', '.join(PRECISIONS)}")  # fmt: skip
