@@ -120,3 +120,33 @@ def test_meaningful_line_skips_runtime_source_locations() -> None:
         "worker killed by SIGSEGV; stderr tail:"
     )
     assert meaningful_line(None) == "" and meaningful_line("\n\nlate") == "late"
+
+
+def test_compare_md_from_hostile_runs_has_no_injected_heading() -> None:
+    import numpy as np
+
+    from bench.compare import Run, compare, regressions
+    from bench.report.compare_report import markdown_comparison
+
+    def run(name: str, medians: list[float]) -> Run:
+        record = {
+            "schema_version": 3, "kind": "cell", "model": "m\n# Injected model",
+            "backend": "ort-cpu`|", "exporter": "auto", "opset_requested": 17,
+            "opset_actual": 17, "batch_size": 1, "precision": "fp32", "mode": "latency",
+            "status": "ok", "export": {"sha256": "a"},
+            "latency": {"inference": {
+                "center_us": float(np.exp(np.mean(np.log(medians)))),
+                "trials": [{"index": i, "median_us": m, "used": True}
+                           for i, m in enumerate(medians)]}},
+            "parity": {"passed": True, "outputs": [{"max_abs_err": 1e-6}]},
+        }  # fmt: skip
+        return Run(name, [record], {"cpu_model": name + "\n## Injected cpu"})
+
+    base = run("base\n# Injected baseline", [100.0, 101.0, 99.0, 100.5, 100.2])
+    slow = run("new <script>", [150.0, 151.0, 149.0, 150.5, 150.2])
+    result = compare([base, slow])
+    md = markdown_comparison(result, regressions(result, 5.0))
+    assert not [line for line in md.splitlines() if re.match(r"#+ Injected", line)]
+    assert md.startswith("# bench compare: baseline base # Injected baseline\n")
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert "ort-cpu\\`\\|" in md
