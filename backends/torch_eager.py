@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,7 +32,7 @@ class TorchEager(Backend):
     def __init__(self) -> None:
         self._module: Any = None
         self._args: list[Any] = []
-        self._result: Sequence[Any] = ()
+        self._result: Any = ()
         self._output_names: list[str] = []
         self._input_names: list[str] = []
         self._dtype: Any = None
@@ -66,19 +66,16 @@ class TorchEager(Backend):
     def run(self) -> None:
         torch = _import_torch()
         with torch.inference_mode():
-            result = self._module(*self._args)
-        self._result = result if isinstance(result, tuple | list) else (result,)
+            self._result = self._module(*self._args)  # flattened in outputs(), untimed
 
     def outputs(self) -> dict[str, np.ndarray]:
-        arrays = []
-        for tensor in self._result:
+        from bench.models.checks import named_outputs
+
+        arrays = {}
+        for name, tensor in named_outputs(self._result, self._output_names):
             tensor = tensor.detach().cpu()
-            arrays.append((tensor.float() if tensor.is_floating_point() else tensor).numpy())
-        if len(arrays) != len(self._output_names):
-            raise ValueError(
-                f"model returned {len(arrays)} outputs, spec names {len(self._output_names)}"
-            )
-        return dict(zip(self._output_names, arrays, strict=True))
+            arrays[name] = (tensor.float() if tensor.is_floating_point() else tensor).numpy()
+        return arrays
 
     def describe(self) -> dict[str, str]:
         torch = _import_torch()

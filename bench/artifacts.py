@@ -23,7 +23,12 @@ REFERENCE_ORT = "onnxruntime CPU, graph optimizations disabled (no PyTorch sourc
 
 
 class ReferenceFailed(Exception):
-    """The reference outputs for a model and size could not be computed."""
+    """The reference outputs for a model and size could not be computed; `status` is the
+    cells' status (`failed`, or `timeout` when the forward outlasted `--cell-timeout`)."""
+
+    def __init__(self, message: str, status: str = "failed") -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -37,8 +42,10 @@ class _Model:
 class Artifacts:
     """Models, exports and references of one run, each computed at most once.
 
-    `run_reference` computes reference outputs of an ONNX file in a worker process (models
-    given as .onnx files have no PyTorch module): a crash there costs that model's cells.
+    `run_reference` computes reference outputs in a worker process, under `--cell-timeout`
+    (an ONNX file's through ONNX Runtime, a PyTorch model's through its module): a crash or a
+    forward that outlasts the timeout costs that model's cells. After a timeout the model's
+    other sizes are not tried again (a larger input would take longer still).
     """
 
     def __init__(
@@ -48,8 +55,10 @@ class Artifacts:
         parity_seeds: tuple[int, ...],
         run_reference: Callable[[ReferenceJob], ReferenceOutcome],
         progress: Callable[[str], None] = print,
+        int_ranges: dict[str, tuple[int, int]] | None = None,
     ) -> None:
         self.file_dims = file_dims
+        self.int_ranges = int_ranges or {}
         self.cache_dir = cache_dir
         self.parity_seeds = parity_seeds
         self.run_reference = run_reference
@@ -61,7 +70,7 @@ class Artifacts:
 
     def _model(self, ref: str) -> _Model:
         if ref not in self._models:
-            self._models[ref] = _Model(resolve_model(ref, self.file_dims))
+            self._models[ref] = _Model(resolve_model(ref, self.file_dims, self.int_ranges))
         return self._models[ref]
 
     def _module(self, state: _Model) -> Any:
@@ -99,6 +108,10 @@ class Artifacts:
         state = self._model(model)
         key = tuple(sorted(sizes.items()))
         if key not in state.references:
+            timed_out = [f for f in state.references.values()
+                         if isinstance(f, ReferenceFailed) and f.status == "timeout"]  # fmt: skip
+            if timed_out:
+                raise timed_out[0]
             try:
                 state.references[key] = self._compute_references(state, sizes)
             except ReferenceFailed as exc:
@@ -110,26 +123,21 @@ class Artifacts:
 
     def _compute_references(self, state: _Model, sizes: dict[str, int]) -> ReferencePairs:
         inputs = [state.spec.make_inputs(sizes, seed) for seed in self.parity_seeds]
-        if state.spec.onnx_path:
-            outcome = self.run_reference(ReferenceJob(state.spec.onnx_path, inputs))
-            return list(zip(inputs, outcome.outputs, strict=True))
-        import torch
+        spec = state.spec
+        if spec.onnx_path:
+            job, what = ReferenceJob(spec.onnx_path, inputs), "ONNX Runtime reference"
+        else:
+            job = ReferenceJob("", inputs, self._source(state), tuple(spec.input_names),
+                               tuple(spec.output_names))  # fmt: skip
+            what = f"PyTorch reference at {sizes}"
+        try:
+            if job.model and not state.references:  # import torch and build the module first
+                self.run_reference(replace(job, inputs=[]))
+            outcome = self.run_reference(job)
+        except ReferenceFailed as exc:
+            raise ReferenceFailed(f"{what}: {exc}", exc.status) from None
+        return list(zip(inputs, outcome.outputs, strict=True))
 
-        module = self._module(state)
-        pairs = []
-        for batch in inputs:
-            args = [torch.from_numpy(batch[n]) for n in state.spec.input_names]
-            try:
-                with torch.inference_mode():
-                    result = module(*args)
-            except Exception as exc:
-                raise ReferenceFailed(
-                    f"PyTorch reference at {sizes}: {type(exc).__name__}: {exc}"
-                ) from exc
-            result = result if isinstance(result, tuple | list) else (result,)
-            outputs = {
-                n: t.detach().float().numpy() if t.is_floating_point() else t.numpy()
-                for n, t in zip(state.spec.output_names, result, strict=True)
-            }
-            pairs.append((batch, outputs))
-        return pairs
+    def _source(self, state: _Model) -> str:
+        """The reference that names this model to a worker (as the torch backend gets it)."""
+        return next(ref for ref, found in self._models.items() if found is state)

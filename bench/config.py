@@ -25,6 +25,8 @@ class RunConfig:
     dims: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --dims seq=16,128: swept like batch
     #: Sizes of ONNX-file models' dynamic dimensions (from --shape and --dims).
     file_dims: tuple[tuple[str, int], ...] = ()
+    #: (input name, low, high) from --int-range: integer inputs draw from [low, high).
+    int_ranges: tuple[tuple[str, int, int], ...] = ()
     precisions: tuple[str, ...] = ("fp32",)
     timing: TimingPolicy = field(default_factory=TimingPolicy)
     parity_seeds: tuple[int, ...] = (0, 1)
@@ -45,6 +47,10 @@ class RunConfig:
     def options_for(self, backend: str) -> dict[str, str]:
         return {key: value for name, key, value in self.backend_options if name == backend}
 
+    def int_range_map(self) -> dict[str, tuple[int, int]]:
+        """--int-range as {input name: (low, high)}."""
+        return {name: (low, high) for name, low, high in self.int_ranges}
+
     def to_record(self) -> dict:
         return asdict(self)
 
@@ -59,6 +65,7 @@ class RunConfig:
         for key in ("models", "backends", "opsets", "batch_sizes", "precisions", "parity_seeds"):
             values[key] = tuple(values[key])
         values["backend_options"] = tuple(tuple(o) for o in values["backend_options"])
+        values["int_ranges"] = tuple(tuple(r) for r in values.get("int_ranges", ()))
         values["tolerance_overrides"] = tuple(
             tuple(o) for o in values.get("tolerance_overrides", ())
         )

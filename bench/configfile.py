@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from bench.errors import BenchError
 
 #: Settings that never come from a file.
 NOT_IN_FILE = ("help", "config", "resume")
+#: Settings that are one path, never a list.
+PATHS = ("out", "cache_dir")
 
 
 def _toml_loads(text: str) -> Any:
@@ -37,6 +40,8 @@ def _toml_loads(text: str) -> Any:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
@@ -102,17 +107,18 @@ def _setting(key: str, value: Any, action: argparse.Action) -> Any:
             raise wrong(f"one of {', '.join(map(str, action.choices))}")
         return value
     if action.type in (int, float):
-        number = value
-        if isinstance(value, str):
-            try:
-                number = action.type(value)
-            except ValueError:
-                number = None
-        if isinstance(number, bool) or not isinstance(number, int | float):
+        # A number, not text that reads as one ("3", "nan"), and never a boolean.
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise wrong("a whole number" if action.type is int else "a number")
-        if action.type is int and number != int(number):
+        if not math.isfinite(value):
+            raise wrong("a finite number")
+        if action.type is int and value != int(value):
             raise wrong("a whole number")
-        return action.type(number)
+        return action.type(value)
+    if action.dest in PATHS:
+        if not isinstance(value, str) or not value:
+            raise wrong("a folder name (a string)")
+        return value
     # Comma-separated text flags (--backends, --opsets, ...): a list or a single value.
     items = value if isinstance(value, list) else [value]
     texts = [_scalar_text(item) for item in items]
@@ -134,7 +140,10 @@ def _tolerances(value: Any) -> dict[str, dict[str, float]]:
             )
         for name, number in table.items():
             if name in ("rtol", "atol") and (
-                isinstance(number, bool) or not isinstance(number, int | float) or number < 0
+                isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not math.isfinite(number)
+                or number < 0
             ):
                 raise BenchError(
                     f"--config: tolerances.{model}.{name} must be a number >= 0, "

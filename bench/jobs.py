@@ -2,8 +2,8 @@
 
 A worker holds loaded cells between messages: `LoadJob` loads and binds a cell and returns
 its outputs for parity; `TrialJob` runs one trial of a loaded cell; `UnloadJob` closes it.
-`ReferenceJob` computes reference outputs of an ONNX file (models given as .onnx files), so a
-native crash in the user's file costs that model's cells, never the sweep.
+`ReferenceJob` computes reference outputs (of an ONNX file, or of a PyTorch module), so a
+native crash or a hang in the user's model costs that model's cells, never the sweep.
 """
 
 from __future__ import annotations
@@ -45,12 +45,23 @@ class UnloadJob:
     cell_id: str
 
 
+#: A `ReferenceJob` of a PyTorch model with no inputs imports torch and builds the module
+#: before the first forward: it gets `--cell-timeout` plus this many seconds.
+PREPARE_ALLOWANCE_S = 60.0
+
+
 @dataclass(frozen=True)
 class ReferenceJob:
-    """Reference outputs of an ONNX file: ONNX Runtime on the CPU, optimisations off."""
+    """Reference outputs of each input batch: of an ONNX file at `path` (ONNX Runtime on the
+    CPU, optimisations off), or, when `model` is set, of that model's PyTorch module (eager,
+    fp32), its flattened outputs named `output_names`. In a worker, so that a crash or a
+    forward slower than `--cell-timeout` costs that model's cells, never the sweep."""
 
     path: str
     inputs: list[dict[str, np.ndarray]]
+    model: str | None = None
+    input_names: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()
 
 
 @dataclass

@@ -80,18 +80,13 @@ def cmd_noise(args: argparse.Namespace, argv: list[str]) -> int:
 
     from bench.config import RunConfig, default_cache_dir
     from bench.envinfo import collect_env
-    from bench.options import _csv, _ints, positive
+    from bench.options import _csv, _ints, check_noise_args
     from bench.results import RUN_FILE, ResultsWriter, write_json
     from bench.rundir import new_run_dir
     from bench.runner import Runner, StopRequest
     from bench.timing import TimingPolicy
 
-    positive("--trials", args.trials)
-    positive("--repeats", args.repeats)
-    if args.trials < 2:
-        from bench.errors import BenchError
-
-        raise BenchError("--trials must be at least 2: a comparison needs a spread")
+    check_noise_args(args)
     config = RunConfig(
         models=tuple(_csv(args.models)), backends=tuple(_csv(args.backends)),
         opsets=(args.opset,), batch_sizes=_ints("--batch-sizes", args.batch_sizes),

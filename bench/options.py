@@ -7,15 +7,24 @@ valid choices.
 from __future__ import annotations
 
 import argparse
-import math
+import os
 from pathlib import Path
 
 from bench.config import RunConfig, default_cache_dir
 from bench.configfile import read_config_file, run_defaults
 from bench.errors import BenchError
+from bench.limits import (
+    MAX_BATCH,
+    MAX_ITERS,
+    MAX_REQUESTS,
+    MAX_SECONDS,
+    MAX_SEED,
+    MAX_TIMEOUT,
+    MAX_TRIALS,
+    in_range,
+    thread_count,
+)
 from bench.record import BASELINE_BACKEND
-
-MAX_BATCH = 65536
 
 
 def _csv(text: str) -> list[str]:
@@ -23,21 +32,57 @@ def _csv(text: str) -> list[str]:
 
 
 def _ints(flag: str, text: str) -> tuple[int, ...]:
-    values = []
-    for part in _csv(text):
-        try:
-            values.append(int(part))
-        except ValueError:
-            raise BenchError(f"{flag}: {part!r} is not a whole number") from None
-    if not values:
-        raise BenchError(f"{flag}: give at least one value")
-    return tuple(dict.fromkeys(values))
+    from bench.inputflags import whole_numbers
+
+    return whole_numbers(flag, text)
 
 
 def positive(flag: str, value: float, allow_zero: bool = False) -> None:
     """A one-line error unless `value` is a finite number above 0 (or 0 when allowed)."""
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise BenchError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value:g}")
+    in_range(flag, value, 0, low_open=not allow_zero)
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Every numeric `bench run` flag in its range (bench.limits), before any model loads."""
+    seconds = " seconds"
+    in_range("--trials", args.trials, 1, MAX_TRIALS)
+    in_range("--warmup-iters", args.warmup_iters, 0, MAX_ITERS)
+    in_range("--warmup-time", args.warmup_time, 0, MAX_SECONDS, unit=seconds)
+    in_range("--min-iters", args.min_iters, 1, MAX_ITERS)
+    in_range("--min-time", args.min_time, 0, MAX_SECONDS, unit=seconds)
+    in_range("--max-time", args.max_time, 0, MAX_SECONDS, low_open=True, unit=seconds)
+    in_range("--cell-timeout", args.cell_timeout, 0, MAX_TIMEOUT, low_open=True, unit=seconds)
+    if args.max_time < args.min_time:
+        raise BenchError(f"--max-time {args.max_time:g} is below --min-time {args.min_time:g}")
+    if args.max_time < args.warmup_time:
+        raise BenchError(f"--max-time {args.max_time:g} is below --warmup-time "
+                         f"{args.warmup_time:g} (a trial's warm-up also stops at --max-time)")  # fmt: skip
+    in_range("--seed", args.seed, 0, MAX_SEED)
+    if args.threads is not None:
+        thread_count("--threads", args.threads)
+    if args.requests is not None:
+        in_range("--requests", args.requests, 1, MAX_REQUESTS)
+    for seed in _ints("--parity-seeds", args.parity_seeds):
+        in_range("--parity-seeds", seed, 0, MAX_SEED)
+
+
+def check_noise_args(args: argparse.Namespace) -> None:
+    """`bench noise`'s flags, as `bench run` checks the same ones."""
+    from bench.backends import backend_entry
+    from bench.export import validate_opsets
+    from bench.models import resolve_model
+
+    in_range("--trials", args.trials, 2, MAX_TRIALS, unit=" (a comparison needs a spread)")
+    in_range("--repeats", args.repeats, 1, MAX_TRIALS)
+    in_range("--min-time", args.min_time, 0, MAX_SECONDS, unit=" seconds")
+    in_range("--seed", args.seed, 0, MAX_SEED)
+    for batch in _ints("--batch-sizes", args.batch_sizes):
+        in_range("--batch-sizes", batch, 1, MAX_BATCH)
+    validate_opsets([args.opset], "auto")
+    for backend in _csv(args.backends):
+        backend_entry(backend)
+    for model in _csv(args.models):
+        resolve_model(model)
 
 
 def _backend_options(
@@ -58,58 +103,6 @@ def _backend_options(
     return tuple(parsed)
 
 
-def _file_dims(args: argparse.Namespace, models: tuple[str, ...]) -> dict[str, int]:
-    """Sizes for ONNX-file models' dynamic dimensions: --shape, then --dims' first sizes."""
-    from bench.models.onnx_file import shape_sizes
-
-    files = [m for m in models if m.endswith(".onnx")]
-    sizes: dict[str, int] = {}
-    for item in args.shape:
-        if not files:
-            raise BenchError(f"--shape {item!r}: only for models given as .onnx files")
-        name = item.partition("=")[0]
-        holders = [f for f in files if Path(f).is_file() and _has_input(f, name)]
-        if not holders:
-            raise BenchError(f"--shape {item!r}: no ONNX file in this run has an input {name!r}")
-        for file in holders:
-            sizes.update(shape_sizes(item, file))
-    for item in args.dims:
-        name, _, values = item.partition("=")
-        first = values.split(",")[0].strip()
-        if first.isdigit():
-            sizes.setdefault(name, int(first))
-    return sizes
-
-
-def _has_input(path: str, name: str) -> bool:
-    import onnx
-
-    return any(i.name == name for i in onnx.load(path, load_external_data=False).graph.input)
-
-
-def _dims(
-    items: list[str], models: tuple[str, ...], sizes: dict[str, int]
-) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    from bench.models import resolve_model
-
-    known = sorted({d for m in models for d in resolve_model(m, sizes).dynamic_dims()})
-    parsed = {}
-    for item in items:
-        name, eq, size_text = item.partition("=")
-        if not eq:
-            raise BenchError(f"--dims {item!r}: expected NAME=SIZE[,SIZE...]")
-        if name not in known:
-            valid = ", ".join(known) if known else "none (these models have only a batch dimension)"
-            raise BenchError(
-                f"--dims: no model in this run has a dimension {name!r}; valid: {valid}"
-            )
-        values = _ints(f"--dims {name}", size_text)
-        if any(not 1 <= v <= MAX_BATCH for v in values):
-            raise BenchError(f"--dims {item!r}: sizes must be 1 to {MAX_BATCH}")
-        parsed[name] = values
-    return tuple(parsed.items())
-
-
 def _tolerances(args: argparse.Namespace, models: tuple[str, ...]) -> tuple:
     overrides: list[tuple[str, float | None, float | None]] = []
     for flag, items in (("--rtol", args.rtol), ("--atol", args.atol)):
@@ -122,8 +115,7 @@ def _tolerances(args: argparse.Namespace, models: tuple[str, ...]) -> tuple:
                 value = float(text)
             except ValueError:
                 raise BenchError(f"{flag} {item!r}: {text!r} is not a number") from None
-            if value < 0:
-                raise BenchError(f"{flag} {item!r}: must be >= 0")
+            in_range(f"{flag} {item!r}:", value, 0)
             overrides.append((model, value, None) if flag == "--rtol" else (model, None, value))
     for model, values in getattr(args, "config_tolerances", {}).items():
         if model not in models:
@@ -153,16 +145,24 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Validate every flag and build the run's frozen config (raises `BenchError`)."""
     from bench.backends import backend_entry
     from bench.export import validate_opsets
-    from bench.models import resolve_model
+    from bench.inputflags import batch_axes, file_sizes, int_ranges, swept_dims
+    from bench.models import resolve_model, with_int_ranges
+    from bench.models.checks import ModelProblem, check_spec
     from bench.models.spec import PRECISIONS
     from bench.timing import TimingPolicy
 
+    check_numbers(args)
     models = tuple(dict.fromkeys(_csv(args.models)))
     if not models:
         raise BenchError("--models: give at least one model")
-    file_dims = _file_dims(args, models)
-    for model in models:
-        resolve_model(model, file_dims)
+    file_dims = file_sizes(args, models)
+    specs = {model: resolve_model(model, file_dims) for model in models}
+    ranges = int_ranges(args.int_range, specs)
+    for model, spec in specs.items():  # each range must fit the input's dtype
+        try:
+            check_spec(with_int_ranges(spec, ranges))
+        except ModelProblem as problem:
+            raise BenchError(f"--int-range: {model}: {problem}") from None
     backends = list(dict.fromkeys(_csv(args.backends)))
     if not backends:
         raise BenchError("--backends: give at least one backend")
@@ -176,26 +176,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for batch in batches:
         if not 1 <= batch <= MAX_BATCH:
             raise BenchError(f"--batch-sizes: {batch} is out of range; valid: 1 to {MAX_BATCH}")
-    dims = _dims(args.dims, models, file_dims)
+    batch_axes(specs, batches)
+    dims = swept_dims(args.dims, specs)
     precisions = tuple(dict.fromkeys(_csv(args.precisions)))
     for precision in precisions:
         if precision not in PRECISIONS:
             raise BenchError(f"--precisions: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
     if not precisions:
         raise BenchError(f"--precisions: give at least one of {', '.join(PRECISIONS)}")
-    positive("--warmup-iters", args.warmup_iters, allow_zero=True)
-    positive("--warmup-time", args.warmup_time, allow_zero=True)
-    positive("--trials", args.trials)
-    positive("--min-iters", args.min_iters)
-    positive("--min-time", args.min_time, allow_zero=True)
-    positive("--max-time", args.max_time)
-    positive("--cell-timeout", args.cell_timeout)
-    if args.max_time < args.min_time:
-        raise BenchError(f"--max-time {args.max_time:g} is below --min-time {args.min_time:g}")
-    if args.threads is not None:
-        positive("--threads", args.threads)
-    if args.requests is not None:
-        positive("--requests", args.requests)
     seeds = _ints("--parity-seeds", args.parity_seeds)
     return RunConfig(
         models=models,
@@ -205,6 +193,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         batch_sizes=batches,
         dims=dims,
         file_dims=tuple(sorted(file_dims.items())),
+        int_ranges=tuple((name, low, high) for name, (low, high) in sorted(ranges.items())),
         precisions=precisions,
         timing=TimingPolicy(
             trials=args.trials,
@@ -221,7 +210,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         mode=args.mode,
         requests=args.requests,
         cell_timeout=args.cell_timeout,
-        cache_dir=str(Path(args.cache_dir) if args.cache_dir else default_cache_dir()),
+        cache_dir=_cache_dir(args.cache_dir),
         tolerance_overrides=_tolerances(args, models),
         seed=args.seed,
         cpus=_cpus(args.cpus),
@@ -229,12 +218,25 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )
 
 
+def _cache_dir(text: str | None) -> str:
+    """The export cache folder, made now (it is only a cache) and checked writable."""
+    import tempfile
+
+    path = Path(text) if text else default_cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise BenchError(f"--cache-dir: cannot write to {path} ({exc.strerror or exc}); give "
+                         "another folder or set BENCH_CACHE_DIR") from None  # fmt: skip
+    return str(path)
+
+
 def _cpus(text: str | None) -> str | None:
     """`0-1,3` -> "0,1,3", checked against the cores this process may use."""
     if not text:
         return None
-    import os
-
     chosen: set[int] = set()
     for part in _csv(text):
         low, dash, high = part.partition("-")

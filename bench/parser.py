@@ -83,6 +83,10 @@ def add_grid_flags(run: argparse.ArgumentParser) -> None:
     grid.add_argument("--shape", action="append", default=[], metavar="INPUT=AxBx...",
                       help="for .onnx models: one input's full shape, sizing its dynamic "
                       "dimensions besides batch")  # fmt: skip
+    grid.add_argument("--int-range", action="append", default=[], metavar="INPUT=LOW:HIGH",
+                      help="integer input INPUT draws whole numbers from LOW up to HIGH, "
+                      "exclusive (e.g. the row count of the table it indexes; .onnx files: "
+                      "default 0:10) (repeatable)")  # fmt: skip
     grid.add_argument("--precisions", default=_csv(RUN.precisions),
                       help="comma-separated: fp32, bf16 (default: %(default)s)")  # fmt: skip
     grid.add_argument("--mode", default=RUN.mode, choices=["latency", "throughput"],

@@ -13,8 +13,10 @@ from bench.backends.base import LoadSpec
 from bench.config import RunConfig
 from bench.control import CONTROL_ID, CONTROL_TARGET
 from bench.envinfo import cpu_governor
+from bench.errors import meaningful_line
 from bench.grid import Cell, expand_grid
-from bench.jobs import Failure, LoadJob, ReferenceJob, ReferenceOutcome
+from bench.inputflags import batch_text
+from bench.jobs import PREPARE_ALLOWANCE_S, Failure, LoadJob, ReferenceJob, ReferenceOutcome
 from bench.judge import stability_warnings, timing_block
 from bench.models import display_name
 from bench.parity import compare_outputs
@@ -48,7 +50,7 @@ class Runner:
         )  # fmt: skip
         self.artifacts = Artifacts(
             dict(config.file_dims), Path(config.cache_dir), config.parity_seeds,
-            self._reference_in_worker, progress,
+            self._reference_in_worker, progress, config.int_range_map(),
         )  # fmt: skip
         self.run_start = now()
         #: Planned cells awaiting their measurement: the cell, its record fields, references.
@@ -66,20 +68,18 @@ class Runner:
                 names[ref] = display_name(ref)
         consumes = {n: c.consumes for n, c in self.classes.items()}
         grid = expand_grid(self.config, consumes, dims, files, names)
-        if not twins:
-            return grid
-        return [Cell(**{**c.__dict__, "twin": t}) for c in grid for t in twins]
+        return [Cell(**{**c.__dict__, "twin": t}) for c in grid for t in twins] if twins else grid
 
     def _reference_in_worker(self, job: ReferenceJob) -> ReferenceOutcome:
         try:
             reply = self.scheduler.worker("reference", "reference").execute(
-                job, self.config.cell_timeout
+                job, self.config.cell_timeout + (PREPARE_ALLOWANCE_S if not job.inputs else 0)
             )
         except WorkerLost as lost:
             self.scheduler.forget("reference")
-            raise ReferenceFailed(f"ONNX Runtime reference: {lost}") from None
+            raise ReferenceFailed(str(lost), lost.status) from None
         if isinstance(reply, Failure):
-            raise ReferenceFailed(f"ONNX Runtime reference: {reply.reason}")
+            raise ReferenceFailed(reply.reason)
         assert isinstance(reply, ReferenceOutcome)
         return reply
 
@@ -103,11 +103,17 @@ class Runner:
             reason = f"{cell.backend} supports precisions {', '.join(backend_cls.precisions)}"
             return self.head(cell, "skipped", reason=reason)
         spec = self.artifacts.spec(cell.model)
+        if spec.fixed_batch() not in (None, cell.batch_size):  # it would run another batch
+            return self.head(cell, "skipped", reason=f"{spec.name}: {batch_text(spec)}")
         tolerance = self.config.tolerance_for(cell.model, spec.tolerance(cell.precision))
         fields: dict[str, object] = {
             "reference": self.artifacts.reference_name(cell.model),
             "tolerance": {"rtol": tolerance.rtol, "atol": tolerance.atol},
         }
+        try:  # first: a forward that outlasts --cell-timeout then costs no export
+            pairs = self.artifacts.references(cell.model, cell.sizes)
+        except ReferenceFailed as exc:
+            return self.head(cell, exc.status, reason=str(exc), **fields)
         source = cell.model
         if backend_cls.consumes == "onnx":
             assert cell.exporter is not None
@@ -119,10 +125,6 @@ class Runner:
                 return self.head(cell, "export_failed", reason=tried + str(export.error),
                                  **fields)  # fmt: skip
             source = export.path
-        try:
-            pairs = self.artifacts.references(cell.model, cell.sizes)
-        except ReferenceFailed as exc:
-            return self.head(cell, "failed", reason=str(exc), **fields)
         load = LoadSpec(
             source=source, precision=cell.precision,
             input_shapes={n: a.shape for n, a in pairs[0][0].items()},
@@ -250,13 +252,10 @@ class Runner:
 def describe_outcome(record: CellRecord) -> str:
     """One line for the terminal: status, latency with its interval or throughput, parity."""
     if record.status not in ("ok", "parity_failed"):
-        reason = (record.reason or "").splitlines()
-        return f"{record.status}: {reason[0] if reason else ''}"
+        return f"{record.status}: {meaningful_line(record.reason)}"
     if record.throughput:
         tput = record.throughput
-        text = (
-            f"{record.status}: {tput['items_per_s_wall']:.0f} items/s, {tput['requests']} requests"
-        )
+        text = f"{record.status}: {tput['items_per_s_wall']:.0f} items/s, {tput['requests']} requests"  # fmt: skip
     else:
         lat = (record.latency or {})["inference"] or {}
         low, high = lat.get("ci95_low_us"), lat.get("ci95_high_us")

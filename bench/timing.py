@@ -22,8 +22,10 @@ class TimingPolicy:
     """How many trials, and how long each one warms up and measures.
 
     A trial warms up until both `warmup_iters` and `warmup_time` are reached, then times
-    `run()` call by call until both `min_iters` and `min_time` are reached, or `max_time`
-    has passed (a model slower than `max_time / min_iters` gets fewer samples).
+    `run()` call by call until both `min_iters` and `min_time` are reached. `max_time` wins
+    over both minimums, in the warm-up and in the timed loop: each stops once `max_time` has
+    passed (after the call in flight), so a model slower than `max_time / min_iters` gets
+    fewer samples (and fewer warm-up calls) instead of a trial that runs on.
     """
 
     trials: int = 8
@@ -91,11 +93,15 @@ def now() -> float:
 def measure(run: Callable[[], object], policy: TimingPolicy) -> Measurement:
     """One trial: warm up, then time `run()` call by call under `policy`."""
     clock = time.perf_counter_ns
-    warmup_deadline = clock() + int(policy.warmup_time * 1e9)
+    warmup_start = clock()
+    warmup_deadline = warmup_start + int(policy.warmup_time * 1e9)
+    warmup_cutoff = warmup_start + int(policy.max_time * 1e9)  # --max-time wins here too
     warmup_iters = 0
     while warmup_iters < policy.warmup_iters or clock() < warmup_deadline:
         run()
         warmup_iters += 1
+        if clock() >= warmup_cutoff:
+            break
 
     samples: list[int] = []
     load = CpuLoad()

@@ -35,6 +35,7 @@ from bench.jobs import (  # noqa: E402
     UnloadJob,
     UnloadOutcome,
 )
+from bench.models.checks import ModelProblem  # noqa: E402
 from bench.timing import measure, seconds  # noqa: E402
 
 
@@ -124,6 +125,36 @@ def reference_outputs(job: ReferenceJob) -> ReferenceOutcome:
     )
 
 
+#: PyTorch modules built for reference jobs, by model reference (built once per worker).
+_MODULES: dict[str, Any] = {}
+
+
+def torch_reference(job: ReferenceJob) -> ReferenceOutcome:
+    """PyTorch eager fp32 outputs of `job.model` on each input batch, flattened and named
+    like the spec's outputs; a forward whose result bench cannot name is a `ModelProblem`."""
+    import torch
+
+    from bench.models import resolve_model
+    from bench.models.checks import ModelProblem, named_outputs
+
+    assert job.model is not None
+    if job.model not in _MODULES:
+        _MODULES[job.model] = resolve_model(job.model).build_module()
+    module = _MODULES[job.model]
+    found = []
+    for batch in job.inputs:
+        args = [torch.from_numpy(batch[name]) for name in job.input_names]
+        with torch.inference_mode():
+            result = module(*args)
+        try:
+            pairs = named_outputs(result, list(job.output_names))
+        except ModelProblem as problem:
+            raise ModelProblem(f"{job.model}: {problem}") from None
+        found.append({name: (t.detach().float() if t.is_floating_point() else t.detach()).numpy()
+                      for name, t in pairs})  # fmt: skip
+    return ReferenceOutcome(found)
+
+
 def handle(host: CellHost, job: Job) -> Reply:
     """Answer one job; an exception becomes a `Failure` (the worker lives on)."""
     try:
@@ -133,7 +164,9 @@ def handle(host: CellHost, job: Job) -> Reply:
             return host.trial(job)
         if isinstance(job, UnloadJob):
             return host.unload(job)
-        return reference_outputs(job)
+        return torch_reference(job) if job.model else reference_outputs(job)
+    except ModelProblem as exc:  # the model as given cannot be measured: say what to change
+        return Failure("failed", str(exc), "ModelProblem")
     except BackendUnavailable as exc:
         return Failure("skipped", str(exc))
     except PrecisionMismatch as exc:

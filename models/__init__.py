@@ -9,9 +9,11 @@ import importlib.util
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.errors import BenchError, meaningful_line
+from bench.models.checks import ModelProblem, check_input, check_spec, flatten_outputs
 from bench.models.spec import InputSpec, ModelSpec, OutputSpec, Tolerance
 
 __all__ = ["MODELS", "InputSpec", "ModelSpec", "OutputSpec", "Tolerance", "resolve_model"]
@@ -79,13 +81,42 @@ def display_name(ref: str) -> str:
     return ref
 
 
-def resolve_model(ref: str, sizes: Mapping[str, int] | None = None) -> ModelSpec:
-    """A `ModelSpec` from a registry name, a `module:function` / `file.py:function` reference,
-    or a path to an .onnx file (`sizes` gives its dynamic dimensions besides batch)."""
+def resolve_model(
+    ref: str,
+    sizes: Mapping[str, int] | None = None,
+    int_ranges: Mapping[str, tuple[int, int]] | None = None,
+) -> ModelSpec:
+    """A checked `ModelSpec` from a registry name, a `module:function` / `file.py:function`
+    reference, or a path to an .onnx file (`sizes` gives its dynamic dimensions besides
+    batch). `int_ranges` sets the [low, high) range of integer inputs by name (`--int-range`).
+    A model bench cannot measure as given is one `BenchError` line naming `ref`."""
     if ref.endswith(".onnx"):
         from bench.models.onnx_file import onnx_file_spec
 
-        return onnx_file_spec(ref, sizes)
+        spec = onnx_file_spec(ref, sizes)
+    else:
+        spec = _spec_from_function(ref)
+    if int_ranges:
+        spec = with_int_ranges(spec, int_ranges)
+    try:
+        check_spec(spec)
+    except ModelProblem as problem:
+        raise BenchError(f"{ref}: {problem}") from None
+    return spec
+
+
+def with_int_ranges(spec: ModelSpec, ranges: Mapping[str, tuple[int, int]]) -> ModelSpec:
+    """`spec` with the value range of each integer input named in `ranges` replaced."""
+    inputs = tuple(
+        replace(i, low=ranges[i.name][0], high=ranges[i.name][1])
+        if i.name in ranges and i.generator == "int"
+        else i
+        for i in spec.inputs
+    )
+    return replace(spec, inputs=inputs)
+
+
+def _spec_from_function(ref: str) -> ModelSpec:
     target = MODELS.get(ref)
     if target is None and ":" not in ref:
         raise BenchError(
@@ -113,21 +144,20 @@ def _spec_from_tuple(ref: str, function, result: tuple) -> ModelSpec:
     """A spec for a function returning (module, inputs[, output names]).
 
     The function is called again under the spec's seed whenever the module is built, so
-    its weights are the same in every process."""
+    its weights are the same in every process. Without output names, one forward on example
+    inputs names the outputs (`output_0`, ..., dict keys; see `flatten_outputs`)."""
     inputs = tuple(result[1])
     if not inputs or not all(isinstance(i, InputSpec) for i in inputs):
         raise BenchError(f"{ref!r}: the second item must be a list of models.InputSpec")
-    if len(result) == 3:
-        names = [str(n) for n in result[2]]
-    else:
-        import torch
-
-        probe = ModelSpec(ref, lambda: result[0], inputs, ())
-        example = probe.make_inputs({"batch": 2}, seed=0)
-        with torch.inference_mode():
-            out = result[0].eval()(*(torch.from_numpy(example[i.name]) for i in inputs))
-        count = len(out) if isinstance(out, tuple | list) else 1
-        names = [f"output_{k}" for k in range(count)]
+    try:
+        for item in inputs:
+            check_input(item)
+        probe = ModelSpec(ref, lambda: result[0], inputs, (OutputSpec("probe"),))
+        check_spec(probe)
+    except ModelProblem as problem:
+        raise BenchError(f"{ref}: {problem}") from None
+    given = len(result) == 3
+    names = [str(n) for n in result[2]] if given else _probe_names(ref, result[0], probe)
 
     def build():
         return function()[0]
@@ -141,3 +171,20 @@ def _spec_from_tuple(ref: str, function, result: tuple) -> ModelSpec:
         outputs=tuple(OutputSpec(n) for n in names),
         description=f"user model {ref}",
     )
+
+
+def _probe_names(ref: str, module, probe: ModelSpec) -> list[str]:
+    """Output names from one forward of `module` on the probe's example inputs at batch 2."""
+    import torch
+
+    sizes = {"batch": 2, **dict.fromkeys(probe.dynamic_dims(), 2)}
+    example = probe.make_inputs(sizes, seed=0)
+    try:
+        with torch.inference_mode():
+            out = module.eval()(*(torch.from_numpy(example[n]) for n in probe.input_names))
+        return [name for name, _ in flatten_outputs(out)]
+    except ModelProblem as problem:
+        raise BenchError(f"{ref}: {problem}") from None
+    except Exception as exc:
+        raise BenchError(f"{ref}: forward() on example inputs raised "
+                         f"{type(exc).__name__}: {meaningful_line(str(exc))}") from None  # fmt: skip

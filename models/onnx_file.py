@@ -8,6 +8,12 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.models.spec import InputSpec, ModelSpec, OutputSpec
 
+#: Integer inputs of an ONNX file draw ids from 0 up to this (exclusive) unless
+#: `--int-range NAME=LOW:HIGH` says otherwise (a table of fewer rows needs it).
+DEFAULT_INT_HIGH = 10
+#: Largest size of one axis given with --shape (as --batch-sizes and --dims allow).
+MAX_SIZE = 65536
+
 #: ONNX TensorProto element type -> numpy dtype name and value generator.
 _ELEMENT_TYPES = {
     1: ("float32", "normal"),
@@ -76,7 +82,7 @@ def onnx_file_spec(path: str, sizes: Mapping[str, int] | None = None) -> ModelSp
                 name = dim.dim_param or f"{value.name}_dim{axis}"
                 shape.append(name)
                 needed[name] = value.name
-        high = 2 if generator == "bool" else 10
+        high = DEFAULT_INT_HIGH if generator == "int" else None
         inputs.append(InputSpec(value.name, tuple(shape), dtype, generator, high=high))
     missing = sorted(set(needed) - set(sizes))
     if missing:
@@ -114,6 +120,8 @@ def shape_sizes(spec_text: str, path: str) -> dict[str, int]:
         values = [int(v) for v in dims.lower().split("x")]
     except ValueError:
         raise BenchError(f"--shape {spec_text!r}: expected INPUT=AxBx...") from None
+    if any(not 1 <= v <= MAX_SIZE for v in values):
+        raise BenchError(f"--shape {spec_text!r}: sizes must be 1 to {MAX_SIZE}")
     model = onnx.load(path, load_external_data=False)
     for value in model.graph.input:
         if value.name == name:
@@ -122,6 +130,10 @@ def shape_sizes(spec_text: str, path: str) -> dict[str, int]:
                 raise BenchError(
                     f"--shape {spec_text!r}: {name!r} has {len(dims_proto)} dimensions"
                 )
+            for axis, (d, size) in enumerate(zip(dims_proto, values, strict=True)):
+                if d.dim_value and d.dim_value != size:
+                    raise BenchError(f"--shape {spec_text!r}: axis {axis} of {name!r} is fixed "
+                                     f"to {d.dim_value} in {path}")  # fmt: skip
             return {
                 d.dim_param or f"{name}_dim{axis}": size
                 for axis, (d, size) in enumerate(zip(dims_proto, values, strict=True))

@@ -34,14 +34,26 @@ DEFAULT_TOLERANCES: Mapping[str, Tolerance] = {
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One named model input. `shape` entries are sizes or names of dynamic dimensions."""
+    """One named model input. `shape` entries are sizes or names of dynamic dimensions.
+
+    `low` and `high` bound the values of the `int` generator (whole numbers from `low`,
+    default 0, up to `high`, exclusive: give `high`, e.g. the vocabulary size) and of
+    `uniform` (default 0 to 1); other generators take neither.
+    """
 
     name: str
     shape: tuple[int | str, ...]
     dtype: str = "float32"
     generator: str = "normal"
-    low: float = 0.0
-    high: float = 1.0
+    low: float | None = None
+    high: float | None = None
+
+    def value_range(self) -> tuple[float, float]:
+        """(low, high) with the defaults filled in: 0, and 1 for `uniform`."""
+        low = 0.0 if self.low is None else self.low
+        if self.high is not None:
+            return low, self.high
+        return low, 1.0 if self.generator == "uniform" else 0.0
 
     def dynamic_dims(self) -> dict[int, str]:
         """Axis index -> dimension name, for every named (dynamic) axis."""
@@ -55,12 +67,13 @@ class InputSpec:
         """Draw a value for this input from its generator."""
         shape = self.concrete_shape(dims)
         value: np.ndarray
+        low, high = self.value_range()
         if self.generator == "normal":
             value = rng.standard_normal(shape)
         elif self.generator == "uniform":
-            value = rng.uniform(self.low, self.high, shape)
+            value = rng.uniform(low, high, shape)
         elif self.generator == "int":
-            value = rng.integers(int(self.low), int(self.high), shape)
+            value = rng.integers(int(low), int(high), shape, dtype=np.dtype(self.dtype))
         elif self.generator == "ones":
             value = np.ones(shape)
         elif self.generator == "mask":
@@ -115,6 +128,17 @@ class ModelSpec:
         if missing:
             raise ValueError(f"{self.name}: no default size for dimensions {sorted(missing)}")
         return {name: int(self.default_dims[name]) for name in sorted(names)}
+
+    def fixed_batch(self) -> int | None:
+        """None when an input has a `batch` axis. Otherwise the items one inference holds
+        whatever `--batch-sizes` says: for an ONNX file the fixed leading size its inputs
+        share (an input `[1, 64]`: 1), else 1 (no inputs, or no batch axis)."""
+        if any("batch" in i.shape for i in self.inputs):
+            return None
+        leading = {i.shape[0] if i.shape else None for i in self.inputs}
+        if self.onnx_path and len(leading) == 1 and isinstance(next(iter(leading)), int):
+            return int(next(iter(leading)))  # type: ignore[arg-type]
+        return 1
 
     @property
     def input_names(self) -> list[str]:

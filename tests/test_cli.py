@@ -138,7 +138,7 @@ def test_report_command_rebuilds_from_jsonl_and_env(sweep, bench_env, tmp_path) 
         (["--out", "/proc/nope"], "--out: cannot write to /proc/nope"),
         (["--cpus", "99"], "--cpus: cores [99] are not available; valid: 0"),
         (["--cpus", "a-b"], "--cpus: 'a-b' is not a core or a range like 0-1"),
-        (["--trials", "0"], "--trials must be > 0"),
+        (["--trials", "0"], "--trials must be >= 1, got 0; valid: 1 to 1000"),
         (["--min-time", "nan"], "--min-time must be >= 0, got nan"),
     ],
 )
@@ -252,7 +252,7 @@ def test_bad_config_file_is_one_line(text: str, message: str, bench_env, tmp_pat
             ["run", "--exporter", "onnx"],
             "invalid choice: 'onnx' (choose from",
         ),
-        (["run", "--threads", "0"], "--threads must be > 0, got 0"),
+        (["run", "--threads", "0"], "--threads must be >= 1, got 0; valid: 1 to"),
         (["run", "--cell-timeout", "-5"], "--cell-timeout must be > 0"),
         (["run", "--min-iters", "x"], "argument --min-iters: invalid int value: 'x'"),
         (["run", "--resume", "/nonexistent"], "--resume: /nonexistent is not a run folder"),

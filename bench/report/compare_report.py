@@ -7,7 +7,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from bench.compare import JOIN_KEYS, Comparison
-from bench.report.format import cell_label, esc, md_escape, md_table, plain
+from bench.report.format import cell_label, esc, md_table, md_text, plain
 from bench.report.html import html_table, page
 
 HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "vs control", "judged 95% CI", "p",
@@ -75,12 +75,12 @@ def basis_lines(comparison: Comparison) -> list[str]:
 
 
 def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
-    parts = [f"# bench compare: baseline {md_escape(comparison.baseline)}", ""]
-    parts += [*(f"> ⚠ {md_escape(line)}" for line in comparison.caveats), ""] * bool(
+    parts = [f"# bench compare: baseline {md_text(comparison.baseline)}", ""]
+    parts += [*(f"> ⚠ {md_text(line)}" for line in comparison.caveats), ""] * bool(
         comparison.caveats
     )
     parts += [METHOD, ""]
-    parts += [f"- {md_escape(line)}" for line in basis_lines(comparison)] + [""]
+    parts += [f"- {md_text(line)}" for line in basis_lines(comparison)] + [""]
     parts.append(md_table(HEADERS, comparison_rows(comparison)))
     parts += ["", "## Geometric mean of ratios per backend (comparable cells)", ""]
     parts.append(md_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)))
@@ -93,7 +93,7 @@ def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -
         parts.append(md_table(["only in", "cell"], [list(m) for m in missing]))
     if gate is not None:
         parts += ["", "## Regression gate", ""]
-        parts += [f"- {md_escape(g)}" for g in gate] if gate else ["No regression."]
+        parts += [f"- {md_text(g)}" for g in gate] if gate else ["No regression."]
     return "\n".join(parts) + "\n"
 
 

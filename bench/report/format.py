@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,17 +92,63 @@ def cell_label(row: Mapping[str, Any], *, model: bool = True, batch: bool = True
     return " · ".join(parts)
 
 
-def md_escape(text: Any) -> str:
-    """Text safe inside a GitHub Markdown table cell."""
-    return (
-        str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
-    )
+#: ANSI colour codes (exporters print them) and every other control character.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
+#: Characters that start Markdown or HTML inline syntax wherever they stand.
+_ALWAYS = re.compile(r"([\\`*~])")
+#: `_` that could open or close emphasis (not between two letters or digits, as in simple_cnn).
+_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+#: `]` that would close a link or image: `](url)`, `][ref]`, `]: definition`.
+_LINK = re.compile(r"\](?=[(\[:])")
+#: The number of an ordered list item at the start of a line (`1.`, `2)`).
+_ORDERED = re.compile(r"\d{1,9}(?=[.)](?:\s|$))")
+
+
+def _inline(value: Any) -> str:
+    """One line of literal text: control characters out, line breaks and tabs as spaces,
+    every character that starts inline Markdown or HTML escaped."""
+    text = _CONTROL.sub("", str(value).replace("\r\n", " ").replace("\n", " "))
+    text = text.replace("\r", " ").replace("\t", " ")
+    text = _ALWAYS.sub(r"\\\1", text)
+    text = _UNDERSCORE.sub(r"\\_", text)
+    text = _LINK.sub(r"\\]", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _block_safe(text: str) -> str:
+    """`text` stripped, with a start that would make its line a heading, quote, list item or
+    setext underline escaped (`# x` -> `\\# x`, `1. x` -> `1\\. x`)."""
+    text = text.strip()
+    ordered = _ORDERED.match(text)
+    if ordered:
+        return text[: ordered.end()] + "\\" + text[ordered.end() :]
+    return "\\" + text if text[:1] in "#>+-=" else text
+
+
+def md_cell(value: Any) -> str:
+    """Any value written into a GitHub Markdown table cell, shown literally: one line, `|`
+    escaped, no Markdown or HTML syntax of its own (links, emphasis, code, tags, headings)."""
+    return _block_safe(_inline(value).replace("|", "\\|"))
+
+
+def md_text(value: Any) -> str:
+    """Free text written as (or into) one line of Markdown, shown literally: one line, no
+    inline Markdown or HTML, and no start that would make it a heading, quote or list item."""
+    return _block_safe(_inline(value))
+
+
+def md_fence(text: str, info: str = "") -> list[str]:
+    """`text` as a fenced code block: the fence is a backtick run longer than any inside."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, _CONTROL.sub("", text), fence]
 
 
 def md_table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A GitHub Markdown table; every cell escaped."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+    """A GitHub Markdown table; every header and cell through `md_cell`."""
+    lines = ["| " + " | ".join(md_cell(h) for h in headers) + " |",
+             "|" + "|".join("---" for _ in headers) + "|"]  # fmt: skip
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import meaningful_line
 from bench.report import fields
 from bench.report.format import dims_text, missing
 
@@ -129,9 +130,8 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 **_worst_parity(record),
                 "contended": fields.contended(record),
                 "warnings": "; ".join(record.get("warnings") or []),
-                "reason": (record.get("reason") or "").splitlines()[0]
-                if record.get("reason")
-                else "",
+                # the line that says what went wrong (a runtime's source location skipped)
+                "reason": meaningful_line(record.get("reason")),
                 # items/s over the torch baseline's at the same model, batch, dims, precision
                 # (in latency mode the ratio of centers); flagged when either side was
                 # measured while other processes held the CPU

@@ -7,13 +7,14 @@ environment follow in a collapsed `<details>` section.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from bench.report import fields
-from bench.report.format import md_escape, md_table
+from bench.report.format import md_fence, md_table, md_text
 from bench.report.frame import summary_frame
 from bench.report.notes import (
     env_rows,
@@ -33,15 +34,15 @@ DETAILS_SUMMARY = "Full latency and accuracy tables, warnings, environment, repr
 
 
 def _notes(lines: Sequence[str]) -> list[str]:
-    return ["", *(f"<sub>{md_escape(n)}</sub><br>" for n in lines)] if lines else []
+    return ["", *(f"<sub>{md_text(n)}</sub><br>" for n in lines)] if lines else []
 
 
 def _short_part(records: Sequence[dict[str, Any]], frame: pd.DataFrame) -> list[str]:
     ok, status = status_line(frame)
-    parts = [f"**{'✅' if ok else '❌'} {status}**"]
+    parts = [f"**{'✅' if ok else '❌'} {md_text(status)}**"]
     resolution = resolution_line(records)
     if resolution:
-        parts += ["", md_escape(resolution)]
+        parts += ["", md_text(resolution)]
     rankings = rank(records)
     if rankings:
         parts += ["", "## Headline: fastest backend that passed parity", ""]
@@ -55,7 +56,7 @@ def _short_part(records: Sequence[dict[str, Any]], frame: pd.DataFrame) -> list[
     problems = failure_lines(frame) + skip_lines(frame)
     if problems:
         parts += ["", "## Failures and skips", ""]
-        parts += [f"- {md_escape(line)}" for line in problems]
+        parts += [f"- {md_text(line)}" for line in problems]
     return parts
 
 
@@ -70,17 +71,18 @@ def _details(
         parts.append(md_table(headers, rows))
     references = sorted({r.get("reference") or "torch eager fp32"
                          for r in fields.cell_records(records)})  # fmt: skip
-    parts += ["", f"## Accuracy against the reference ({'; '.join(references)})", ""]
+    parts += ["", f"## Accuracy against the reference ({md_text('; '.join(references))})", ""]
     parts.append(md_table(*accuracy_rows(frame)))
     warned = warning_rows(frame)
     if warned:
         parts += ["", "## Stability warnings", ""]
         parts.append(md_table(["cell", "warnings"], warned))
-    control = [md_escape(line) for line in fields.control_lines(records)]
+    control = [md_text(line) for line in fields.control_lines(records)]
     parts += ["", "## Environment", "", *control, *([""] if control else [])]
     parts.append(md_table(["what", "value"], env_rows(env)))
-    command = " ".join(env.get("command") or [])
-    parts += ["", "## Reproduce", "", "```", command, "```", "", "</details>", ""]
+    # shell-quoted, so that it runs as it ran; fenced longer than any backtick run inside
+    command = shlex.join(str(arg) for arg in env.get("command") or [])
+    parts += ["", "## Reproduce", "", *md_fence(command, "bash"), "", "</details>", ""]
     return parts
 
 
@@ -91,7 +93,7 @@ def markdown_report(
     frame = summary_frame(records)
     parts = ["# bench report", ""]
     if caveats:
-        parts += [*(f"> ⚠ {md_escape(line)}" for line in caveats), ""]
+        parts += [*(f"> ⚠ {md_text(line)}" for line in caveats), ""]
     if frame.empty:
         return "\n".join([*parts, "No cells were run."]) + "\n"
     parts += _short_part(records, frame)
