@@ -11,6 +11,7 @@ from typing import Any
 from bench import SCHEMA_VERSION
 from bench.errors import BenchError
 from bench.record import CLEAN_STATUSES, STATUSES, CellRecord, jsonable
+from bench.upgrade_parity import upgrade_parity
 
 __all__ = ["CLEAN_STATUSES", "STATUSES", "ResultsWriter", "read_records", "upgrade_record"]
 
@@ -87,6 +88,9 @@ class TrialJournal:
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     """Bring an older record to the current schema (fields it could not have had are None).
 
+    v3 -> v4: parity explains itself (bench.upgrade_parity): `parity.verdicts`,
+    `noise_floor`, `oracle`, `batch_consistency`, `attribution`, `divergence`; a v3 cell was
+    judged by allclose alone, and says so.
     v2 -> v3: cells are measured in interleaved trials; each timed block gained `center_us`
     (the trial-level estimate), `interval_scope`, `n_trials`, `trials`; records gained `kind`.
     A v2 block was one loop: its center is its median and its interval covers that loop.
@@ -112,6 +116,9 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
                 timed.update(center_us=timed.get("p50_us"), interval_scope="loop", n_trials=1,
                              contended_trials=0, trial_spread=None)  # fmt: skip
         record["schema_version"] = 3
+    if record["schema_version"] < 4:
+        record["parity"] = upgrade_parity(record.get("parity"))
+        record["schema_version"] = 4
     return record
 
 
