@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report import fields
+from bench.report.bugreport import bug_reports
 from bench.report.format import md_escape, md_table
 from bench.report.frame import summary_frame
 from bench.report.notes import (
@@ -36,7 +37,9 @@ def _notes(lines: Sequence[str]) -> list[str]:
     return ["", *(f"<sub>{md_escape(n)}</sub><br>" for n in lines)] if lines else []
 
 
-def _short_part(records: Sequence[dict[str, Any]], frame: pd.DataFrame) -> list[str]:
+def _short_part(
+    records: Sequence[dict[str, Any]], frame: pd.DataFrame, env: dict[str, Any]
+) -> list[str]:
     ok, status = status_line(frame)
     parts = [f"**{'✅' if ok else '❌'} {status}**"]
     resolution = resolution_line(records)
@@ -56,6 +59,7 @@ def _short_part(records: Sequence[dict[str, Any]], frame: pd.DataFrame) -> list[
     if problems:
         parts += ["", "## Failures and skips", ""]
         parts += [f"- {md_escape(line)}" for line in problems]
+    parts += bug_reports(records, env)
     return parts
 
 
@@ -90,6 +94,6 @@ def markdown_report(records: Sequence[dict[str, Any]], env: dict[str, Any]) -> s
     parts = ["# bench report", ""]
     if frame.empty:
         return "\n".join([*parts, "No cells were run."]) + "\n"
-    parts += _short_part(records, frame)
+    parts += _short_part(records, frame, env)
     parts += _details(records, frame, env)
     return "\n".join(parts)
