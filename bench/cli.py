@@ -36,6 +36,7 @@ def _resume_state(run_dir: Path, retry_failed: bool) -> tuple[RunConfig, str, di
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from bench.control import CONTROL_ID
     from bench.envinfo import collect_env
+    from bench.explain_cmd import check_explain_cells
     from bench.record import CellRecord
     from bench.report import terminal_table, write_reports
     from bench.results import ResultsWriter, read_records, write_json
@@ -56,6 +57,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     write_json(run_dir / ENV_FILE, env)
     runner = Runner(config, run_dir, run_id)
     all_cells = runner.cells()
+    check_explain_cells(config.explain_cells, all_cells, bool(args.resume and args.explain_cell))
     if config.control:
         finished.discard(CONTROL_ID)  # measured again with the cells still to run
     cells = [c for c in all_cells if c.cell_id not in finished]
@@ -190,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list()
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "explain":
+            from bench.explain_cmd import cmd_explain
+
+            return cmd_explain(Path(args.run_dir), [*args.cell_ids, *args.explain_cell])
         if args.command == "noise":
             from bench.noise import cmd_noise
 
