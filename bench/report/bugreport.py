@@ -32,10 +32,14 @@ def report_to(record: Record, env: Mapping[str, Any]) -> str:
                 f"onnx {versions.get('onnx', '?')}), opset {record.get('opset_actual')}")  # fmt: skip
     if cause == "model":
         return "nobody: the model itself is ill-conditioned at fp32 (see the noise floor)"
+    if record.get("status") == "ok":
+        return "nobody: the cell passes"
     return "undetermined (no attribution)"
 
 
 def title(record: Record) -> str:
+    if record.get("status") == "ok":
+        return f"passes parity (explained on request): {cell_label(record)}"
     cause = ((record.get("parity") or {}).get("attribution") or {}).get("cause") or "parity"
     runtime = (record.get("settings") or {}).get("runtime") or record.get("backend")
     what = {"export": "the ONNX export disagrees with PyTorch",
