@@ -182,3 +182,34 @@ def _worst_text(found: Mapping[str, Mapping[str, float | None]], names: Sequence
                 return f"NaN, Inf or a wrong shape where {against} is finite"
             return f"an error of {worst:.2g} of the output's scale against {against}"
     return "outputs that differ"
+
+
+def second_opinion(
+    result: dict[str, Any],
+    evaluator: Sequence[Arrays] | None,
+    problem: str | None,
+    *,
+    torch32: Sequence[Arrays],
+    fp64: Sequence[Arrays] | None,
+    floors: Mapping[str, float] | None,
+    rtol: float,
+    atol: float,
+) -> dict[str, Any]:
+    """An `export` verdict checked against onnx's ReferenceEvaluator: when it reads the same
+    file as PyTorch does, the unoptimised ONNX Runtime was wrong, not the file (`runtime`)."""
+    if result.get("cause") != "export":
+        return result
+    if evaluator is None:
+        return {**result, "second_opinion": f"ReferenceEvaluator could not run: {problem}"}
+    errors = worst_errors(evaluator, fp64) if fp64 is not None else worst_errors(evaluator, torch32)
+    for name, error in errors.items():
+        result["evidence"].setdefault(name, {})["evaluator_vs_fp64" if fp64 is not None else
+                                                "evaluator_vs_torch_fp32"] = error  # fmt: skip
+    if _fails(evaluator, result["criterion"], torch32, fp64, floors, rtol, atol):
+        return {**result, "second_opinion": "onnx's ReferenceEvaluator reads the file the same "
+                "way: the file is wrong"}  # fmt: skip
+    return {**result, "cause": "runtime", "second_opinion": "onnx's ReferenceEvaluator agrees "
+            "with PyTorch on this file",
+            "summary": "the ONNX file is right (onnx's ReferenceEvaluator agrees with PyTorch) "
+            "but ONNX Runtime, even without optimisations, is not: an ONNX Runtime CPU kernel "
+            "this backend shares"}  # fmt: skip

@@ -4,7 +4,8 @@ answers them in a worker process): a module of its own so both sides unpickle th
 `OutputsJob` loads a backend afresh and returns its outputs on some inputs (items run alone,
 for the batch-consistency check; a cell's parity inputs again, for `bench explain`).
 `DivergenceJob` searches the first node of the ONNX graph where the backend leaves the
-unoptimised reference (bench.diverge).
+unoptimised reference (bench.diverge). `EvaluatorJob` runs a file in onnx's ReferenceEvaluator,
+the second opinion on an `export` attribution.
 """
 
 from __future__ import annotations
@@ -51,5 +52,13 @@ class DivergenceOutcome:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-CheckJob = OutputsJob | DivergenceJob
+@dataclass(frozen=True)
+class EvaluatorJob:
+    """Outputs of an ONNX file under onnx.reference.ReferenceEvaluator (numpy, no runtime)."""
+
+    path: str
+    inputs: list[dict[str, np.ndarray]]
+
+
+CheckJob = OutputsJob | DivergenceJob | EvaluatorJob
 CheckReply = OutputsOutcome | DivergenceOutcome

@@ -23,9 +23,15 @@ import numpy as np
 
 from bench.artifacts import Artifacts
 from bench.assess import Assessment, assess, fold_consistency
-from bench.attribution import attribute
+from bench.attribution import attribute, second_opinion
 from bench.backends.base import LoadSpec
-from bench.checkjobs import DivergenceJob, DivergenceOutcome, OutputsJob, OutputsOutcome
+from bench.checkjobs import (
+    DivergenceJob,
+    DivergenceOutcome,
+    EvaluatorJob,
+    OutputsJob,
+    OutputsOutcome,
+)
 from bench.checkworker import REFERENCE_NAME
 from bench.config import RunConfig
 from bench.grid import Cell
@@ -219,13 +225,21 @@ class ParityChecks:
                     spec, got_alone, file_ref[0], consistency["items"], cell.batch_size,
                     None, found.parity["rtol"], found.parity["atol"])["passed"])  # fmt: skip
         consistency = found.parity.get("batch_consistency") or {}
-        return attribute(
-            criterion=criterion, rtol=found.parity["rtol"], atol=found.parity["atol"],
-            precision=cell.precision, torch32=[out for _, out in pairs], fp64=fp64,
-            floors=found.floors, backend=outputs, file_ref=file_ref, file_ref_problem=problem,
-            backend_consistent=consistency.get("passed"), file_consistent=file_consistent,
-            reference_name=REFERENCE_NAME, context=context,
+        torch32 = [out for _, out in pairs]
+        rtol, atol = found.parity["rtol"], found.parity["atol"]
+        result = attribute(
+            criterion=criterion, rtol=rtol, atol=atol, precision=cell.precision, torch32=torch32,
+            fp64=fp64, floors=found.floors, backend=outputs, file_ref=file_ref,
+            file_ref_problem=problem, backend_consistent=consistency.get("passed"),
+            file_consistent=file_consistent, reference_name=REFERENCE_NAME, context=context,
         )  # fmt: skip
+        if result["cause"] != "export":
+            return result
+        reply = self._run("reference", EvaluatorJob(job.load.source, [dict(i) for i, _ in pairs]))
+        evaluated = reply.outputs if isinstance(reply, OutputsOutcome) else None
+        return second_opinion(result, evaluated, None if evaluated else str(reply),
+                              torch32=torch32, fp64=fp64, floors=found.floors, rtol=rtol,
+                              atol=atol)  # fmt: skip
 
     def _diverge(self, cell: Cell, job: LoadJob, pairs: Pairs, found: Assessment,
                  rtol: float) -> dict[str, Any]:  # fmt: skip

@@ -20,7 +20,7 @@ leave_shadowing_folder()
 
 from bench.backends import load_backend_class  # noqa: E402 - after the path repair
 from bench.backends.base import Backend  # noqa: E402
-from bench.checkjobs import DivergenceJob, OutputsJob  # noqa: E402
+from bench.checkjobs import DivergenceJob, EvaluatorJob, OutputsJob  # noqa: E402
 from bench.checkworker import run_check  # noqa: E402
 from bench.errors import BackendUnavailable, PrecisionMismatch  # noqa: E402
 from bench.gpu import process_gpu_memory_mb  # noqa: E402
@@ -135,7 +135,7 @@ def handle(host: CellHost, job: Job) -> Reply:
             return host.trial(job)
         if isinstance(job, UnloadJob):
             return host.unload(job)
-        if isinstance(job, OutputsJob | DivergenceJob):
+        if isinstance(job, OutputsJob | DivergenceJob | EvaluatorJob):
             return run_check(job)
         return reference_outputs(job)
     except BackendUnavailable as exc:

@@ -159,6 +159,7 @@ def test_export_fault_model_and_fallback(hard_models: Path) -> None:
     wrong = cells[f"{scaled}/b3/fp32"]
     assert wrong["status"] == "parity_failed"
     assert wrong["parity"]["attribution"]["cause"] == "export"
+    assert "reads the file the same way" in wrong["parity"]["attribution"]["second_opinion"]
     assert wrong["parity"]["divergence"]["status"] == "not_found"  # the runtime follows the file
     # PyTorch itself gives an item alone another result: not held against the backend
     eager = cells["batch_scaled/torch/eager/b3/fp32"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.assess import assess, fold_consistency
-from bench.attribution import attribute, precision_signature
+from bench.attribution import attribute, precision_signature, second_opinion
 from bench.parity import compare_outputs
 from bench.upgrade_parity import upgrade_parity
 from bench.verdicts import (
@@ -127,6 +127,25 @@ def test_attribution_names_export_runtime_precision_and_says_why() -> None:
     assert fixed["cause"] == "export"
     unknown = _blame(wrong, None, problem="worker crashed")
     assert unknown["cause"] == "unknown" and "worker crashed" in unknown["summary"]
+
+
+def test_an_export_verdict_gets_a_second_opinion() -> None:
+    """ReferenceEvaluator reading the file as PyTorch does overturns `export`: the
+    unoptimised ONNX Runtime kernels (shared with ort-cpu) were wrong, not the file."""
+    wrong = (TORCH32 * 1.01).astype(np.float32)
+    floors = noise_floors([{"y": TORCH32}], [{"y": TRUTH}])
+    common = {"torch32": [{"y": TORCH32}], "fp64": [{"y": TRUTH}], "floors": floors,
+              "rtol": 1e-3, "atol": 1e-5}  # fmt: skip
+    confirmed = second_opinion(_blame(wrong, [{"y": wrong}]), [{"y": wrong}], None, **common)
+    assert confirmed["cause"] == "export" and "reads the file the same way" in (
+        confirmed["second_opinion"])  # fmt: skip
+    overturned = second_opinion(_blame(wrong, [{"y": wrong}]), [{"y": TORCH32}], None, **common)
+    assert overturned["cause"] == "runtime" and "ONNX Runtime CPU kernel" in overturned["summary"]
+    assert overturned["evidence"]["y"]["evaluator_vs_fp64"] < 1e-6
+    unknown = second_opinion(_blame(wrong, [{"y": wrong}]), None, "no such op", **common)
+    assert unknown["cause"] == "export" and "no such op" in unknown["second_opinion"]
+    runtime = _blame(wrong, [{"y": TORCH32}])
+    assert second_opinion(runtime, None, "unused", **common) is runtime
 
 
 def test_precision_signature_needs_a_lower_format() -> None:
