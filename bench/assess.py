@@ -51,8 +51,10 @@ class Assessment:
 def _floor_problem(name: str, error: float, floor: float, allclose_problem: str | None) -> str:
     if allclose_problem and "elements beyond" not in allclose_problem:
         return allclose_problem  # NaN, Inf, shape or dtype: that says it best
-    return (f"{name}: error {error:.3g} of the output's scale against fp64 is "
-            f"{error / floor:.1f}x its noise floor {floor:.2g} (limit {NOISE_K:g}x)")  # fmt: skip
+    ratio = error / floor
+    times = f"{ratio:.0f}" if ratio >= 100 else f"{ratio:.1f}"
+    return (f"{name}: error {error:.3g} of the output's scale against fp64 is {times}x its "
+            f"noise floor {floor:.2g} (limit {NOISE_K:g}x)")  # fmt: skip
 
 
 def assess(

@@ -79,7 +79,7 @@ def error_rows(record: Record) -> tuple[list[str], list[list[str]]]:
     for out in parity.get("outputs") or []:
         found = evidence.get(out["name"]) or {}
         rows.append([out["name"], _e(out.get("noise_floor")), _e(out.get("err_vs_fp64")),
-                     fmt(out.get("floor_ratio"), ".1f"), _e(out.get("err_vs_fp32")),
+                     _ratio(out.get("floor_ratio")), _e(out.get("err_vs_fp32")),
                      _e(found.get("file_vs_fp64")), "pass" if out.get("passed") else "FAIL"])  # fmt: skip
     return headers, rows
 
@@ -121,6 +121,12 @@ def bug_report(record: Record, env: Mapping[str, Any], run_dir: str = "RUN_DIR")
     lines.append("Errors are normwise: max |error| / max |truth| over the output, worst over the "
                  "input batches; the noise floor is PyTorch fp32's own error against fp64.")  # fmt: skip
     return "\n".join(lines)
+
+
+def _ratio(value: Any) -> str:
+    if value is None or isinstance(value, str):
+        return str(value or "–")
+    return f"{value:.0f}" if value >= 100 else f"{value:.2g}"
 
 
 def _word(passed: Any) -> str:
