@@ -13,6 +13,7 @@ from bench.export import ExportResult, export_model, given_file
 from bench.graphhash import graph_sha256
 from bench.jobs import ReferenceJob, ReferenceOutcome
 from bench.models import ModelSpec, resolve_model
+from bench.oracle import Oracle, double_module, fp64_outputs
 
 Arrays = dict[str, np.ndarray]
 #: (inputs, reference outputs), one pair per parity seed.
@@ -37,6 +38,8 @@ class _Model:
     module: Any = None
     exports: dict[tuple[str, int | None], ExportResult] = field(default_factory=dict)
     references: dict[tuple, ReferencePairs | ReferenceFailed] = field(default_factory=dict)
+    oracles: dict[tuple, Oracle] = field(default_factory=dict)  # fp64, beside `references`
+    module64: Any = None  # the float64 copy of `module` the oracle runs
 
 
 class Artifacts:
@@ -141,3 +144,24 @@ class Artifacts:
     def _source(self, state: _Model) -> str:
         """The reference that names this model to a worker (as the torch backend gets it)."""
         return next(ref for ref, found in self._models.items() if found is state)
+
+    def oracle(self, model: str, sizes: dict[str, int]) -> Oracle:
+        """The fp64 oracle on the reference inputs at these sizes (bench.oracle), made once."""
+        state = self._model(model)
+        key = tuple(sorted(sizes.items()))
+        if key not in state.oracles:
+            if state.spec.onnx_path:
+                found = Oracle("unavailable", reason="model given as an ONNX file: no PyTorch "
+                               "module to run in float64")  # fmt: skip
+            else:
+                inputs = [batch for batch, _ in self.references(model, sizes)]
+                try:
+                    if state.module64 is None:
+                        state.module64 = double_module(self._module(state))
+                    found = fp64_outputs(state.module64, state.spec.input_names,
+                                         state.spec.output_names, inputs)  # fmt: skip
+                except Exception as exc:
+                    found = Oracle("failed", reason=f"float64 copy of the module failed: "
+                                   f"{type(exc).__name__}: {exc}")  # fmt: skip
+            state.oracles[key] = found
+        return state.oracles[key]

@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.cachecmd import cmd_cache
 
             return cmd_cache(args)
+        if args.command == "explain":
+            from bench.explain_cmd import cmd_explain
+
+            return cmd_explain(Path(args.run_dir), [*args.cell_ids, *args.explain_cell])
         if args.command == "noise":
             from bench.noise import cmd_noise
 

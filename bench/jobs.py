@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.backends.base import LoadSpec
+from bench.checkjobs import CheckJob, CheckReply
 from bench.timing import Measurement, TimingPolicy
 
 
@@ -110,5 +111,5 @@ class ReferenceOutcome:
     outputs: list[dict[str, np.ndarray]] = field(default_factory=list)
 
 
-Job = LoadJob | TrialJob | UnloadJob | ReferenceJob
-Reply = LoadOutcome | TrialOutcome | UnloadOutcome | ReferenceOutcome | Failure
+Job = LoadJob | TrialJob | UnloadJob | ReferenceJob | CheckJob  # parity checks: bench.checkjobs
+Reply = LoadOutcome | TrialOutcome | UnloadOutcome | ReferenceOutcome | Failure | CheckReply

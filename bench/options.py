@@ -215,6 +215,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
         cpus=_cpus(args.cpus),
         control=not args.no_control,
+        explain_cells=tuple(dict.fromkeys(getattr(args, "explain_cell", None) or ())),
     )
 
 

@@ -141,6 +141,10 @@ def add_parity_flags(run: argparse.ArgumentParser) -> None:
                         help="rtol for every model, or MODEL=VALUE for one (repeatable)")  # fmt: skip
     parity.add_argument("--atol", action="append", default=[], metavar="[MODEL=]VALUE",
                         help="atol for every model, or MODEL=VALUE for one (repeatable)")  # fmt: skip
+    parity.add_argument("--explain-cell", action="append", default=[], metavar="CELL_ID",
+                        help="also find where this cell first diverges from the unoptimised "
+                        "reference when it passes (failed cells always are; a finished run: "
+                        "bench explain RUN_DIR CELL_ID)")  # fmt: skip
 
 
 def add_output_flags(run: argparse.ArgumentParser) -> None:
@@ -189,6 +193,12 @@ def build_parser() -> tuple[OneLineParser, FlagParser]:
     report = sub.add_parser("report", help="rebuild the report files of a run folder")
     report.add_argument("run_dir", help="a run folder holding results.jsonl and env.json")
     report.add_argument("--png", action="store_true", help="also write static PNG charts")
+    explain = sub.add_parser("explain", help="explain cells of a finished run: whose fault "
+                             "a difference is and where in the graph it starts")  # fmt: skip
+    explain.add_argument("run_dir", help="a run folder holding results.jsonl and run.json")
+    explain.add_argument("cell_ids", nargs="*", metavar="CELL_ID", help="cells to explain")
+    explain.add_argument("--explain-cell", action="append", default=[], metavar="CELL_ID",
+                         help="a cell to explain (repeatable; the same as CELL_ID)")  # fmt: skip
     comp = sub.add_parser("compare", help="compare runs cell by cell, trial by trial")
     comp.add_argument("run_dirs", nargs="+", help="run folders to compare")
     add_compare_flags(comp)

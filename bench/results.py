@@ -14,6 +14,7 @@ from bench import SCHEMA_VERSION
 from bench.diskio import WriteFailed, append_whole, open_append, write_atomic
 from bench.errors import BenchError
 from bench.record import CLEAN_STATUSES, STATUSES, CellRecord, jsonable
+from bench.upgrade_parity import upgrade_parity
 from bench.validate import record_problem, restore_infinities
 
 __all__ = ["CLEAN_STATUSES", "STATUSES", "ResultsWriter", "WriteFailed", "read_records",
@@ -100,6 +101,9 @@ class TrialJournal:
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     """Bring an older record to the current schema (fields it could not have had are None).
 
+    v3 -> v4: parity explains itself (bench.upgrade_parity): `parity.verdicts`,
+    `noise_floor`, `oracle`, `batch_consistency`, `attribution`, `divergence`; a v3 cell was
+    judged by allclose alone, and says so.
     v2 -> v3: cells are measured in interleaved trials; each timed block gained `center_us`
     (the trial-level estimate), `interval_scope`, `n_trials`, `trials`; records gained `kind`.
     A v2 block was one loop: its center is its median and its interval covers that loop.
@@ -125,6 +129,9 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
                 timed.update(center_us=timed.get("p50_us"), interval_scope="loop", n_trials=1,
                              contended_trials=0, trial_spread=None)  # fmt: skip
         record["schema_version"] = 3
+    if record["schema_version"] < 4:
+        record["parity"] = upgrade_parity(record.get("parity"))
+        record["schema_version"] = 4
     return record
 
 

@@ -81,6 +81,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser) -
 def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
          stop: StopRequest) -> int:  # fmt: skip
     from bench.control import CONTROL_ID
+    from bench.explain_cmd import check_explain_cells
     from bench.record import CellRecord
     from bench.runner import Runner
 
@@ -92,6 +93,7 @@ def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
             raise BenchError(f"{exc}; nothing was measured") from None
         runner = Runner(config, run_dir, run_id)
         all_cells = runner.cells()
+        check_explain_cells(config.explain_cells, all_cells, resumed=False)
         if config.control:
             finished.discard(CONTROL_ID)  # measured again with the cells still to run
         cells = [c for c in all_cells if c.cell_id not in finished]

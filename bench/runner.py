@@ -10,6 +10,7 @@ from pathlib import Path
 from bench.artifacts import Artifacts, ReferenceFailed
 from bench.backends import backend_entry, load_backend_class
 from bench.backends.base import LoadSpec
+from bench.checks import ParityChecks
 from bench.config import RunConfig
 from bench.control import CONTROL_ID, CONTROL_TARGET
 from bench.envinfo import cpu_governor
@@ -19,7 +20,6 @@ from bench.inputflags import batch_text
 from bench.jobs import PREPARE_ALLOWANCE_S, Failure, LoadJob, ReferenceJob, ReferenceOutcome
 from bench.judge import stability_warnings, timing_block
 from bench.models import display_name
-from bench.parity import compare_outputs
 from bench.pool import WorkerLost
 from bench.record import CellRecord
 from bench.results import TRIALS_FILE, ResultsWriter, TrialJournal
@@ -52,6 +52,8 @@ class Runner:
             dict(config.file_dims), Path(config.cache_dir), config.parity_seeds,
             self._reference_in_worker, progress, config.int_range_map(),
         )  # fmt: skip
+        self.checks = ParityChecks(config, self.artifacts, self.scheduler.worker,
+                                   self.scheduler.forget, self.classes)  # fmt: skip
         self.run_start = now()
         #: Planned cells awaiting their measurement: the cell, its record fields, references.
         self._pending: dict[str, tuple[Cell, dict[str, object], list]] = {}
@@ -174,13 +176,8 @@ class Runner:
         record.warnings = stability_warnings(block, self.governor)
         if measured.reloads:
             record.warnings.append(f"reloaded {measured.reloads}x after its worker was lost")
-        spec = self.artifacts.spec(cell.model)
-        tolerance = record.tolerance or {"rtol": 0.0, "atol": 0.0}
-        parity = compare_outputs(load.outputs, [out for _, out in pairs], tolerance["rtol"],
-                                 tolerance["atol"], [o.name for o in spec.outputs if o.logits])  # fmt: skip
-        record.parity = parity.to_record()
-        if not parity.passed:
-            record.status, record.reason = "parity_failed", "; ".join(parity.problems)
+        # both verdicts, batch consistency, attribution and divergence (bench.checks)
+        self.checks.judge(record, cell, measured.planned.job, pairs, load.outputs)
         return record
 
     def _control_record(self, measured: Measured) -> CellRecord:

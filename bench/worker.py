@@ -20,6 +20,8 @@ leave_shadowing_folder()
 
 from bench.backends import load_backend_class  # noqa: E402 - after the path repair
 from bench.backends.base import Backend  # noqa: E402
+from bench.checkjobs import DivergenceJob, EvaluatorJob, OutputsJob  # noqa: E402
+from bench.checkworker import run_check  # noqa: E402
 from bench.errors import BackendUnavailable, PrecisionMismatch  # noqa: E402
 from bench.gpu import process_gpu_memory_mb  # noqa: E402
 from bench.jobs import (  # noqa: E402
@@ -164,6 +166,8 @@ def handle(host: CellHost, job: Job) -> Reply:
             return host.trial(job)
         if isinstance(job, UnloadJob):
             return host.unload(job)
+        if isinstance(job, OutputsJob | DivergenceJob | EvaluatorJob):
+            return run_check(job)
         return torch_reference(job) if job.model else reference_outputs(job)
     except ModelProblem as exc:  # the model as given cannot be measured: say what to change
         return Failure("failed", str(exc), "ModelProblem")

@@ -1,7 +1,10 @@
 """Test-only backends that misbehave on purpose; `register()` adds them to the registry.
 
-Only the CLI subprocesses of the isolation tests call `register()`, so the contract suite in
-the pytest process never sees them.
+Only the CLI subprocesses of the isolation and parity tests call `register()`, so the contract
+suite in the pytest process never sees them. The numeric faults (`fault-perturb`, `fault-bf16`,
+`fault-mix`, `fault-nan1`) change every float tensor the backend hands back, the way a
+runtime's bug would reach every output it computes; `fault-relu` is a kernel bug inside the
+graph (one node computes the wrong function); `fault-slow` is correct, only slower.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -70,6 +74,65 @@ class CrashInTrial(OrtCpu):
         super().run()
 
 
+def _floats(out: dict[str, np.ndarray], change) -> dict[str, np.ndarray]:
+    return {k: change(v.copy()) if v.dtype == np.float32 else v for k, v in out.items()}
+
+
+def _perturb(a: np.ndarray) -> np.ndarray:
+    """A 5e-4 relative error (inside rtol 1e-3) on the largest element and every 7th."""
+    flat = a.reshape(-1)
+    if flat.size:
+        flat[int(np.argmax(np.abs(flat)))] *= 1 + 5e-4
+        flat[::7] *= 1 + 5e-4
+    return a
+
+
+def _bf16(a: np.ndarray) -> np.ndarray:
+    """Round to the nearest bfloat16 (ties to even), kept in a float32 array."""
+    bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return rounded.astype(np.uint32).view(np.float32).reshape(a.shape)
+
+
+def _mix(a: np.ndarray) -> np.ndarray:
+    """Each item takes 5% of its neighbour's value: invisible at batch 1."""
+    return a + 0.05 * (np.roll(a, -1, axis=0) - a) if a.ndim else a
+
+
+def _nan_one(a: np.ndarray) -> np.ndarray:
+    if a.size:
+        a.reshape(-1)[0] = np.nan
+    return a
+
+
+class Perturb(OrtCpu):
+    name = "fault-perturb"
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        return _floats(super().outputs(), _perturb)
+
+
+class Bf16(OrtCpu):
+    name = "fault-bf16"
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        return _floats(super().outputs(), _bf16)
+
+
+class BatchMix(OrtCpu):
+    name = "fault-mix"
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        return _floats(super().outputs(), _mix)
+
+
+class NaNOne(OrtCpu):
+    name = "fault-nan1"
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        return _floats(super().outputs(), _nan_one)
+
+
 class Slow(OrtCpu):
     """Sleeps in every inference: trials last long enough to be interrupted."""
 
@@ -80,6 +143,43 @@ class Slow(OrtCpu):
         super().run()
 
 
+class Double(OrtCpu):
+    """Correct, and twice the work per inference."""
+
+    name = "fault-double"
+
+    def run(self) -> None:
+        super().run()
+        super().run()
+
+
+class KernelBug(OrtCpu):
+    """A wrong kernel inside the graph: the first Relu computes LeakyRelu(alpha=0.1)."""
+
+    name = "fault-relu"
+
+    def load(self, spec) -> None:
+        import tempfile
+
+        import onnx
+
+        model = onnx.load(spec.source)
+        node = next(n for n in model.graph.node if n.op_type == "Relu")
+        node.op_type = "LeakyRelu"
+        node.attribute.append(onnx.helper.make_attribute("alpha", 0.1))
+        fd, path = tempfile.mkstemp(suffix=".onnx")
+        os.close(fd)
+        onnx.save(model, path)
+        try:
+            super().load(replace(spec, source=path))
+        finally:
+            os.unlink(path)
+
+
+FAULTS = (Segfault, Hang, Raise, NaNs, WrongShape, CrashInTrial, Perturb, Bf16, BatchMix, NaNOne,
+          Slow, Double, KernelBug)  # fmt: skip
+
+
 def register() -> None:
-    for cls in (Segfault, Hang, Raise, NaNs, WrongShape, CrashInTrial, Slow):
+    for cls in FAULTS:
         register_backend(cls.name, f"fault_backends:{cls.__name__}", "test-only backend")

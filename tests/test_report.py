@@ -115,17 +115,23 @@ def test_report_html_is_self_contained(records, env) -> None:
 
 def test_older_schema_is_upgraded_and_newer_refused(tmp_path) -> None:
     old = read_records(DATA / "run_schema_v1")
-    assert old and all(r["schema_version"] == 3 and r["mode"] == "latency" for r in old)
+    assert old and all(r["schema_version"] == 4 and r["mode"] == "latency" for r in old)
     assert all(
         r["kind"] == "cell" and r["latency"]["inference"]["interval_scope"] == "loop" for r in old
     )
     assert "gpu_mb" in old[0]["memory"]
+    parity = old[0]["parity"]  # v3 -> v4: allclose decided, nothing else was measured
+    assert parity["verdicts"]["deciding"] == "allclose"
+    assert parity["verdicts"]["allclose"]["passed"] == parity["passed"]
+    assert parity["verdicts"]["noise_floor"]["passed"] is None
+    assert parity["attribution"] is None and parity["divergence"] is None
+    assert parity["outputs"][0]["floor_ratio"] is None
     newer = tmp_path / "newer"
     newer.mkdir()
     line = json.loads((RUN / "results.jsonl").read_text().splitlines()[0])
     line["schema_version"] = 99
     (newer / "results.jsonl").write_text(json.dumps(line) + "\n")
-    with pytest.raises(BenchError, match="schema_version 99; this bench reads versions up to 3"):
+    with pytest.raises(BenchError, match="schema_version 99; this bench reads versions up to 4"):
         read_records(newer)
 
 
@@ -181,15 +187,27 @@ REPORT = Path(__file__).resolve().parent.parent / "bench" / "report"
 ALLOWED_IMPORTS = {
     "format": set(),
     "fields": {"format"},
-    "frame": {"format", "fields"},
+    "explained": {"format"},
+    "bugreport": {"format"},
+    "frame": {"format", "fields", "explained"},
     "ranking": {"format", "fields"},
-    "tables": {"format"},
+    "tables": {"format", "explained"},
     "charts": {"format", "fields"},
     "html": {"format"},
     "compare_report": {"format", "html"},
     "notes": {"format", "ranking", "tables"},
-    "markdown": {"format", "fields", "frame", "ranking", "tables", "notes"},
-    "html_report": {"format", "fields", "frame", "ranking", "tables", "charts", "html", "notes"},
+    "markdown": {"format", "fields", "frame", "ranking", "tables", "notes", "bugreport"},
+    "html_report": {
+        "format",
+        "fields",
+        "frame",
+        "ranking",
+        "tables",
+        "charts",
+        "html",
+        "notes",
+        "bugreport",
+    },
     "terminal": {"format", "fields", "frame", "tables", "notes"},
     "writer": {"frame", "charts", "markdown", "html_report"},
     "__init__": {"frame", "terminal", "writer"},

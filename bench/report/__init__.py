@@ -2,9 +2,10 @@
 
 Layers, each importing only from those before it (tests/test_report.py checks it):
 format (the leaf: labels, numbers, escaping, the Markdown table) -> fields (a record's timing
-fields, old and new) -> frame (summary_frame), ranking (rankings that admit ties) -> tables
-(cell table rows), charts, html (page building blocks) -> notes (headline, failure, skip and
-warning lines, environment) -> markdown, html_report, terminal -> writer (write_reports).
+fields, old and new), explained (a record's parity explanation as columns), bugreport (a
+failed cell as a bug report) -> frame (summary_frame), ranking (rankings that admit ties) ->
+tables (cell table rows), charts, html (page building blocks) -> notes (headline, failure,
+skip and warning lines, environment) -> markdown, html_report, terminal -> writer.
 compare_report uses format and html only.
 """
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from bench.errors import meaningful_line
 from bench.report import fields
+from bench.report.explained import parity_columns
 from bench.report.format import dims_text, missing
 
 KEY_COLUMNS = [
@@ -128,6 +129,7 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "peak_rss_mb": (record.get("memory") or {}).get("peak_rss_mb"),
                 "effective_precision": settings.get("precision"),
                 **_worst_parity(record),
+                **parity_columns(record),
                 "contended": fields.contended(record),
                 "warnings": "; ".join(record.get("warnings") or []),
                 # the line that says what went wrong (a runtime's source location skipped)

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report import fields
+from bench.report.bugreport import html_bug_reports
 from bench.report.charts import run_charts
 from bench.report.format import esc
 from bench.report.frame import summary_frame
@@ -94,5 +95,6 @@ def html_report(
     problems = failure_lines(frame) + skip_lines(frame)
     if problems:
         sections.append("<h2>Failures and skips</h2>" + html_list(problems))
+    sections.append(html_bug_reports(records, env))
     sections.append(env_section(env, records))
     return page("bench report", sections, run_charts(frame, records))

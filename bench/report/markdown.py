@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report import fields
+from bench.report.bugreport import bug_reports
 from bench.report.format import md_fence, md_table, md_text
 from bench.report.frame import summary_frame
 from bench.report.notes import (
@@ -37,7 +38,9 @@ def _notes(lines: Sequence[str]) -> list[str]:
     return ["", *(f"<sub>{md_text(n)}</sub><br>" for n in lines)] if lines else []
 
 
-def _short_part(records: Sequence[dict[str, Any]], frame: pd.DataFrame) -> list[str]:
+def _short_part(
+    records: Sequence[dict[str, Any]], frame: pd.DataFrame, env: dict[str, Any]
+) -> list[str]:
     ok, status = status_line(frame)
     parts = [f"**{'✅' if ok else '❌'} {md_text(status)}**"]
     resolution = resolution_line(records)
@@ -57,6 +60,7 @@ def _short_part(records: Sequence[dict[str, Any]], frame: pd.DataFrame) -> list[
     if problems:
         parts += ["", "## Failures and skips", ""]
         parts += [f"- {md_text(line)}" for line in problems]
+    parts += bug_reports(records, env)
     return parts
 
 
@@ -96,6 +100,6 @@ def markdown_report(
         parts += [*(f"> ⚠ {md_text(line)}" for line in caveats), ""]
     if frame.empty:
         return "\n".join([*parts, "No cells were run."]) + "\n"
-    parts += _short_part(records, frame)
+    parts += _short_part(records, frame, env)
     parts += _details(records, frame, env)
     return "\n".join(parts)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.report.explained import consistency_text, ratio_text, text, verdicts_text
 from bench.report.format import batch_label, export_label, fmt, missing
 
 LOOP_MARK = "¹"
@@ -100,9 +101,13 @@ def latency_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], li
 
 
 def accuracy_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], list[list[Any]]]:
-    """The accuracy table of every cell that produced outputs."""
+    """The accuracy table of every cell that produced outputs: errors against PyTorch fp32,
+    the noise floor (PyTorch fp32's own error against fp64) and the worst ratio to it, both
+    verdicts (* the one that set the status), batch consistency, whose fault, where it starts."""
     headers = ["model", "backend", "export", "batch", "precision", "parity", "max abs err",
-               "max rel err", "cosine", "beyond tol", "argmax agree", "rtol / atol"]  # fmt: skip
+               "max rel err", "cosine", "beyond tol", "argmax agree", "rtol / atol",
+               "noise floor", "err / floor", "verdicts", "alone = batched", "attribution",
+               "first diverging node"]  # fmt: skip
     rows = []
     for _, r in frame.iterrows():
         if missing(r["parity_passed"]):
@@ -113,7 +118,10 @@ def accuracy_rows(frame: pd.DataFrame, emoji: bool = True) -> tuple[list[str], l
             r["model"], r["backend"], export_label(r), batch_label(r), r["precision"], verdict,
             fmt(r["max_abs_err"], ".2e"), fmt(r["max_rel_err"], ".2e"), fmt(r["cosine"], ".7f"),
             fmt(r["frac_beyond_tol"], ".2%"), fmt(r["argmax_agreement"], ".0%"),
-            f"{fmt(r['rtol'], 'g')} / {fmt(r['atol'], 'g')}",
+            f"{fmt(r['rtol'], 'g')} / {fmt(r['atol'], 'g')}", fmt(r.get("noise_floor"), ".1e"),
+            ratio_text(r.get("floor_ratio")), verdicts_text(r),
+            consistency_text(r.get("batch_consistent")), text(r.get("attribution")),
+            text(r.get("first_diverging_node")),
         ])  # fmt: skip
     return headers, rows
 
