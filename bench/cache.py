@@ -130,6 +130,14 @@ def obtain(
         tmp = temp_folder(cache_dir, name)
         try:
             entry = make(tmp)
+            listed = {f.name for f in entry.files}
+            for stray in tmp.iterdir():  # an entry holds its manifest's files and nothing else
+                if stray.name in listed:
+                    continue
+                if stray.is_dir() and not stray.is_symlink():
+                    shutil.rmtree(stray)
+                else:
+                    stray.unlink()
             write_manifest(tmp, entry)
             publish(tmp, cache_dir / name)
         except BaseException:

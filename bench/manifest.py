@@ -197,7 +197,9 @@ def read_manifest(folder: Path) -> Entry:
         raise Damaged(f"{MANIFEST}: the file list lacks {GRAPH_FILE} or repeats a name")
     export_s = data.get("export_s")
     if export_s is not None and (
-        not isinstance(export_s, int | float) or isinstance(export_s, bool) or export_s < 0
+        not isinstance(export_s, int | float)
+        or isinstance(export_s, bool)
+        or not 0 <= export_s < 1e9
     ):
         raise Damaged(f"{MANIFEST}: 'export_s' is not a number")
     exporter = _typed(data, "exporter", str)
@@ -223,6 +225,12 @@ def check_entry(folder: Path, full: bool = False) -> tuple[Entry, bool]:
         raise Damaged("not a folder")
     entry = read_manifest(folder)
     root = folder.resolve()
+    # Cheap and always: a file the manifest does not list (weights it "forgot") is damage,
+    # since the graph may load it unverified.
+    unlisted = sorted({p.name for p in folder.iterdir()} - {f.name for f in entry.files}
+                      - {MANIFEST})  # fmt: skip
+    if unlisted:
+        raise Damaged(f"{unlisted[0]} is in the entry but not in its manifest")
     hashed = full
     changed = False
     for info in entry.files:

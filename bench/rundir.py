@@ -33,6 +33,9 @@ def new_run_dir(out: str | None, command: list[str]) -> tuple[Path, str, RunLock
     if out is None:
         run_dir = _fresh_default(run_id)
     else:
+        if not out.strip():
+            raise BenchError("--out: give a folder name (empty text would write into the "
+                             "current folder)")  # fmt: skip
         run_dir = Path(out)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)

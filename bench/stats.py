@@ -201,4 +201,5 @@ def detectable_change(
         return None
     se = trial_spread * math.sqrt(2.0 / n_trials)
     df = 2 * n_trials - 2
-    return math.expm1((float(sps.t.ppf(1 - alpha / 2, df)) + float(sps.t.ppf(power, df))) * se)
+    exponent = (float(sps.t.ppf(1 - alpha / 2, df)) + float(sps.t.ppf(power, df))) * se
+    return math.expm1(exponent) if exponent < 700 else math.inf  # a spread no run resolves

@@ -129,7 +129,6 @@ _TOP: dict[str, Check] = {
             "reason",
             "traceback",
             "reference",
-            "mode",
             "twin",
         )
     },
@@ -148,6 +147,7 @@ _TOP: dict[str, Check] = {
         )
     },
     "warnings": texts,
+    "mode": lambda v: v in ("latency", "throughput"),
     "worker_imported_torch": flag,
     "dims": lambda v: (
         v is None or (mapping(v) and all(integer(s) and s is not None for s in v.values()))
@@ -189,6 +189,7 @@ def restore_infinities(record: dict[str, Any]) -> None:
             fix(output, [k for k, check in _OUTPUT.items() if check is number])
     for name in ("cold_start", "memory", "tolerance"):
         fix(record.get(name), list(record.get(name) or {}))
+    fix(record.get("export"), ("export_s",))
 
 
 def record_problem(record: dict[str, Any]) -> str | None:

@@ -170,6 +170,11 @@ DAMAGE = {
         "'files' is missing or not of the right type",
     ),
     "written by an older bench": (_old_format, "is outdated (written by an older bench"),
+    # An attacker's find: weights left out of the manifest, then altered, were loaded unchecked.
+    "weights left out of the manifest": (
+        lambda f: (_edit_manifest(f, lambda d: {**d, "files": d["files"][:1]}), _alter_data(f)),
+        "model.onnx.data is in the entry but not in its manifest",
+    ),
 }
 
 
@@ -244,6 +249,9 @@ def test_a_graph_referring_to_unlisted_data_is_damaged(cache: Path, cnn) -> None
 
     folder = _entry(cache)
     _edit_manifest(folder, lambda d: {**d, "files": d["files"][:1]})
+    with pytest.raises(Exception, match=r"model\.onnx\.data is in the entry but not in its"):
+        check_entry(folder)  # found on the fast path too: nothing needs hashing to see it
+    (folder / "model.onnx.data").rename(folder.parent / "elsewhere.data")
     with pytest.raises(Exception, match="other external-data files than the manifest"):
         check_entry(folder, full=True)
     assert onnx.load(str(folder / "model.onnx"), load_external_data=False)

@@ -137,3 +137,26 @@ def test_damaged_folder_is_refused_or_resumed_without_loss(
         # what a killed run leaves, is the one thing resume may cut: its cell runs again)
         whole = records_before[: records_before.rfind(b"\n") + 1]
         assert after.startswith(whole.rstrip(b"\n")), what
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("latency", "inference", "trial_spread"), 1e308),  # once: OverflowError in the MDE
+        (("mode",), None),  # once: TypeError sorting the ranking
+        (("export", "export_s"), "inf"),  # once: TypeError in the cold-start chart
+        (("export", "export_s"), "-inf"),
+    ],
+)
+def test_values_an_attacker_found_are_read_safely(
+    path: tuple, value: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "damaged"
+    shutil.copytree(DATA, folder)
+    results = folder / "results.jsonl"
+    records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    _set(records[2], path, value)
+    results.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    assert main(["report", str(folder)]) in (0, 1)
+    assert main(["compare", str(DATA), str(folder), "--out", str(tmp_path / "cmp")]) in (0, 1)
+    assert "Traceback" not in capsys.readouterr().err
