@@ -150,3 +150,8 @@ def test_compare_md_from_hostile_runs_has_no_injected_heading() -> None:
     assert md.startswith("# bench compare: baseline base # Injected baseline\n")
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert "ort-cpu\\`\\|" in md
+
+
+def test_empty_and_blank_cells_stay_empty() -> None:
+    # An attacker's find: every empty note cell was written as a stray backslash.
+    assert md_cell("") == "" and md_cell("   ") == "" and md_text("") == ""

@@ -122,7 +122,7 @@ def _block_safe(text: str) -> str:
     ordered = _ORDERED.match(text)
     if ordered:
         return text[: ordered.end()] + "\\" + text[ordered.end() :]
-    return "\\" + text if text[:1] in "#>+-=" else text
+    return "\\" + text if text and text[0] in "#>+-=" else text
 
 
 def md_cell(value: Any) -> str:
