@@ -66,6 +66,19 @@ def check_numbers(args: argparse.Namespace) -> None:
         in_range("--parity-seeds", seed, 0, MAX_SEED)
 
 
+def check_saved_config(config: RunConfig) -> None:
+    """The limits of `check_numbers` applied to a configuration read back from run.json (a
+    hand-edited one is held to the same ranges as the flags), and its cache writable."""
+    timing = config.timing
+    check_numbers(argparse.Namespace(
+        trials=timing.trials, warmup_iters=timing.warmup_iters, warmup_time=timing.warmup_time,
+        min_iters=timing.min_iters, min_time=timing.min_time, max_time=timing.max_time,
+        cell_timeout=config.cell_timeout, seed=config.seed, threads=config.threads,
+        requests=config.requests, parity_seeds=",".join(map(str, config.parity_seeds)),
+    ))  # fmt: skip
+    _cache_dir(config.cache_dir or None)
+
+
 def check_noise_args(args: argparse.Namespace) -> None:
     """`bench noise`'s flags, as `bench run` checks the same ones."""
     from bench.backends import backend_entry

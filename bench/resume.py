@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.options import check_saved_config
 from bench.parser import FlagParser
 from bench.results import (
     CLEAN_STATUSES,
@@ -70,10 +71,15 @@ def _saved_run(run_dir: Path) -> tuple[RunConfig, str]:
     if problem:
         raise BenchError(f"--resume: {run_dir / RUN_FILE}: {problem}")
     try:
-        return RunConfig.from_record(config), run_id
+        restored = RunConfig.from_record(config)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise BenchError(f"--resume: {run_dir / RUN_FILE}: not a configuration this bench can "
                          f"run ({type(exc).__name__}: {exc})") from None  # fmt: skip
+    try:
+        check_saved_config(restored)
+    except BenchError as exc:
+        raise BenchError(f"--resume: {run_dir / RUN_FILE}: {exc}") from None
+    return restored, run_id
 
 
 def resume_state(run_dir: Path, retry_failed: bool) -> ResumeState:

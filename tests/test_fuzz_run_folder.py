@@ -160,3 +160,27 @@ def test_values_an_attacker_found_are_read_safely(
     assert main(["report", str(folder)]) in (0, 1)
     assert main(["compare", str(DATA), str(folder), "--out", str(tmp_path / "cmp")]) in (0, 1)
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["timing"].update(trials=10**9), "--trials"),  # once: ran until killed
+        (lambda c: c["timing"].update(max_time=1e-9, min_time=1.0), "--max-time"),
+        (lambda c: c.update(seed=-1), "--seed"),
+        (lambda c: c.update(cache_dir="/proc/nope"), "--cache-dir"),  # once: failed per cell
+    ],
+)
+def test_resume_holds_a_saved_config_to_the_flags_limits(
+    change: Any, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "edited"
+    shutil.copytree(DATA, folder)
+    saved = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    change(saved["config"])
+    (folder / "run.json").write_text(json.dumps(saved), encoding="utf-8")
+    before = (folder / "results.jsonl").read_bytes()
+    assert main(["run", "--resume", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (folder / "results.jsonl").read_bytes() == before
