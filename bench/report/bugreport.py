@@ -4,6 +4,8 @@ report.md's failures section and by `bench explain`."""
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,25 +51,35 @@ def title(record: Record) -> str:
     return f"{what}: {cell_label(record)}"
 
 
+def _code(name: Any) -> str:
+    """`name` as a Markdown code span, whatever backticks or line breaks it holds."""
+    text = " ".join(str(name).split())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest else f"`{text}`"
+
+
 def divergence_text(divergence: Mapping[str, Any] | None) -> str:
-    """`node_Conv_3` (Conv), node 4 of 15: error ...; inputs: ..."""
+    """`node_Conv_3` (Conv), node 4 of 15: error ...; inputs: ... (Markdown, values escaped)"""
     if not divergence:
         return "not searched"
     status = divergence.get("status")
     if status == "found":
         node = divergence["node"]
-        inputs = ", ".join(f"`{i['name']}` ({i['from']}) {_e(i['error'])}" for i in node["inputs"])
-        return (f"node `{node['name']}` ({node['op_type']}), {node['index'] + 1} of "
+        inputs = ", ".join(
+            f"{_code(i['name'])} ({md_text(i['from'])}) {_e(i['error'])}" for i in node["inputs"]
+        )
+        return (f"node {_code(node['name'])} ({md_text(node['op_type'])}), {node['index'] + 1} of "
                 f"{divergence.get('nodes')} in topological order: error {_e(node['error'])} of the "
-                f"tensor's scale against {divergence.get('reference')} (threshold "
+                f"tensor's scale against {md_text(divergence.get('reference'))} (threshold "
                 f"{_e(divergence.get('threshold'))}); its inputs: {inputs or 'none'}")  # fmt: skip
     if status == "not_found":
         return (f"no intermediate tensor of the {divergence.get('nodes')} nodes exceeds "
-                f"{_e(divergence.get('threshold'))} against {divergence.get('reference')}: the "
+                f"{_e(divergence.get('threshold'))} against {md_text(divergence.get('reference'))}: the "
                 "backend follows the file node by node")  # fmt: skip
     if status == "stopped":
         return f"stopped at its bound ({divergence.get('bound')}) before a node exceeded it"
-    return f"{status}: {divergence.get('reason') or ''}".strip()
+    return md_text(f"{status}: {divergence.get('reason') or ''}")
 
 
 def error_rows(record: Record) -> tuple[list[str], list[list[str]]]:
@@ -94,29 +106,30 @@ def bug_report(record: Record, env: Mapping[str, Any], run_dir: str = "RUN_DIR")
     export = record.get("export") or {}
     versions = env.get("versions") or {}
     consistency = parity.get("batch_consistency") or {}
-    lines = [f"### {md_text(title(record))}", ""]
-    lines.append(f"- **Report to:** {report_to(record, env)}")
-    lines.append(f"- **Whose fault:** {attribution.get('cause') or 'not attributed'} — "
-                 f"{attribution.get('summary') or record.get('reason') or ''}")  # fmt: skip
+    t = md_text  # every value below may hold text a user or a runtime chose: shown literally
+    lines = [f"### {t(title(record))}", ""]
+    lines.append(f"- **Report to:** {t(report_to(record, env))}")
+    lines.append(f"- **Whose fault:** {t(attribution.get('cause') or 'not attributed')} — "
+                 f"{t(attribution.get('summary') or record.get('reason') or '')}")  # fmt: skip
     lines.append(f"- **Where it starts:** {divergence_text(parity.get('divergence'))}")
     lines.append(f"- **Verdicts:** allclose rtol={fmt(parity.get('rtol'), 'g')} "
                  f"atol={fmt(parity.get('atol'), 'g')} "
                  f"{_word((verdicts.get('allclose') or {}).get('passed'))}; noise floor "
                  f"(≤ {fmt((verdicts.get('noise_floor') or {}).get('k'), 'g')}× PyTorch fp32's own "
                  f"error) {_word((verdicts.get('noise_floor') or {}).get('passed'))}; deciding: "
-                 f"{verdicts.get('deciding')} ({verdicts.get('why')})")  # fmt: skip
+                 f"{t(verdicts.get('deciding'))} ({t(verdicts.get('why'))})")  # fmt: skip
     if consistency.get("checked"):
         items = ", ".join(map(str, consistency.get("items") or []))
         state = "match their rows" if consistency.get("passed") else "DIFFER from their rows"
-        lines.append(f"- **Batch consistency:** items {items} run alone {state} in the batch")
+        lines.append(f"- **Batch consistency:** items {t(items)} run alone {state} in the batch")
     runtime = settings.get("runtime") or record.get("backend")
-    lines.append(f"- **Environment:** {runtime} ({_settings(settings)}); torch "
-                 f"{versions.get('torch', '?')}, onnx {versions.get('onnx', '?')}; export "
-                 f"{export_label(record)}; CPU {env.get('cpu_model') or '?'}")  # fmt: skip
-    file = f"ONNX file `{export.get('path')}` (sha256 {str(export.get('sha256'))[:12]})"
-    lines.append(f"- **Reproduce:** `python -m bench explain {run_dir} {record.get('cell_id')}`"
-                 + (f"; {file}" if export.get("path") else ""))  # fmt: skip
-    lines = [lines[0], "", *(md_text(line) for line in lines[2:])]
+    lines.append(f"- **Environment:** {t(runtime)} ({t(_settings(settings))}); torch "
+                 f"{t(versions.get('torch', '?'))}, onnx {t(versions.get('onnx', '?'))}; export "
+                 f"{t(export_label(record))}; CPU {t(env.get('cpu_model') or '?')}")  # fmt: skip
+    command = shlex.join(["python", "-m", "bench", "explain", str(run_dir),
+                          str(record.get("cell_id"))])  # fmt: skip
+    file = f"ONNX file {t(export.get('path'))} (sha256 {t(str(export.get('sha256'))[:12])})"
+    lines.append(f"- **Reproduce:** {t(command)}" + (f"; {file}" if export.get("path") else ""))
     lines += ["", md_table(*error_rows(record)), ""]
     lines.append("Errors are normwise: max |error| / max |truth| over the output, worst over the "
                  "input batches; the noise floor is PyTorch fp32's own error against fp64.")  # fmt: skip
