@@ -155,14 +155,21 @@ _TOP: dict[str, Check] = {
 }
 
 
+def _item(value: Any, checks: Mapping[str, Check], where: str) -> str | None:
+    """`_fields` for one element of a list, which must be an object (never null)."""
+    if not isinstance(value, dict):
+        return _fields(value, checks, where) or f"{where} is not an object"
+    return _fields(value, checks, where)
+
+
 def _block(block: Any, where: str) -> str | None:
     problem = _fields(block, _BLOCK, where)
     if problem or block is None:
         return problem
     for i, trial in enumerate(block.get("trials") or []):
-        problem = _fields(trial, _TRIAL, f"{where}.trials[{i}]")
-        if problem or not isinstance(trial, dict):
-            return problem or f"{where}.trials[{i}] is not an object"
+        problem = _item(trial, _TRIAL, f"{where}.trials[{i}]")
+        if problem:
+            return problem
         median = trial.get("median_us")
         if median is None or not finite(median) or median <= 0:  # compare takes its log
             return f"{where}.trials[{i}].median_us {median!r} is not a positive number"
@@ -236,7 +243,7 @@ def _parity(parity: Any) -> str | None:
     if problem or parity is None:
         return problem
     for i, output in enumerate(parity.get("outputs") or []):
-        problem = _fields(output, _OUTPUT, f"parity.outputs[{i}]")
-        if problem or not isinstance(output, dict):
-            return problem or f"parity.outputs[{i}] is not an object"
+        problem = _item(output, _OUTPUT, f"parity.outputs[{i}]")
+        if problem:
+            return problem
     return None

@@ -4,12 +4,11 @@ report.md's failures section and by `bench explain`."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.report.format import cell_label, export_label, fmt, md_table, md_text
+from bench.report.format import cell_label, export_label, fmt, md_code, md_table, md_text
 
 Record = Mapping[str, Any]
 #: report.md writes out at most this many bug reports; the rest are one line each above.
@@ -51,14 +50,6 @@ def title(record: Record) -> str:
     return f"{what}: {cell_label(record)}"
 
 
-def _code(name: Any) -> str:
-    """`name` as a Markdown code span, whatever backticks or line breaks it holds."""
-    text = " ".join(str(name).split())
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    return f"{fence} {text} {fence}" if longest else f"`{text}`"
-
-
 def divergence_text(divergence: Mapping[str, Any] | None) -> str:
     """`node_Conv_3` (Conv), node 4 of 15: error ...; inputs: ... (Markdown, values escaped)"""
     if not divergence:
@@ -67,9 +58,9 @@ def divergence_text(divergence: Mapping[str, Any] | None) -> str:
     if status == "found":
         node = divergence["node"]
         inputs = ", ".join(
-            f"{_code(i['name'])} ({md_text(i['from'])}) {_e(i['error'])}" for i in node["inputs"]
+            f"{md_code(i['name'])} ({md_text(i['from'])}) {_e(i['error'])}" for i in node["inputs"]
         )
-        return (f"node {_code(node['name'])} ({md_text(node['op_type'])}), {node['index'] + 1} of "
+        return (f"node {md_code(node['name'])} ({md_text(node['op_type'])}), {node['index'] + 1} of "
                 f"{divergence.get('nodes')} in topological order: error {_e(node['error'])} of the "
                 f"tensor's scale against {md_text(divergence.get('reference'))} (threshold "
                 f"{_e(divergence.get('threshold'))}); its inputs: {inputs or 'none'}")  # fmt: skip

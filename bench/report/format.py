@@ -137,11 +137,22 @@ def md_text(value: Any) -> str:
     return _block_safe(_inline(value))
 
 
+def _longest_backticks(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+
+
 def md_fence(text: str, info: str = "") -> list[str]:
     """`text` as a fenced code block: the fence is a backtick run longer than any inside."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
+    fence = "`" * max(3, _longest_backticks(text) + 1)
     return [fence + info, _CONTROL.sub("", text), fence]
+
+
+def md_code(value: Any) -> str:
+    """`value` as an inline code span on one line, whatever backticks it holds."""
+    text = " ".join(_CONTROL.sub("", str(value)).split())
+    longest = _longest_backticks(text)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest else f"`{text}`"
 
 
 def md_table(headers: list[str], rows: list[list[Any]]) -> str:
