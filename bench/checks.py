@@ -142,8 +142,13 @@ class ParityChecks:
         return reply
 
     def _checks(self, cell: Cell, job: Job) -> Any:
-        fresh = getattr(self.classes[cell.backend], "fresh_worker", False)
+        backend = self.classes[cell.backend]
+        fresh = getattr(backend, "fresh_worker", False)
         key = f"checks-{cell.cell_id if fresh else cell.backend}"
+        if not fresh and getattr(backend, "consumes", None) == "torch":
+            # The reference worker already imports torch: reusing it spares a second import
+            # (seconds) and a process. Neither worker ever times anything.
+            key = "reference"
         try:
             return self._run(key, job)
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,6 +38,7 @@ class Worker:
 
     def __init__(self, log_path: Path, cpus: str | None = None) -> None:
         self.log_path = log_path
+        self._asked = False
         parent_sock, child_sock = socket.socketpair()
         env = dict(os.environ)
         # Same import path as the parent, so user models and test backends resolve alike.
@@ -101,12 +103,18 @@ class Worker:
         self._conn.close()
         self._log.close()
 
-    def close(self) -> None:
-        """Ask the worker to exit; kill it if it does not."""
-        if self.process.poll() is None:
-            try:
+    def ask_to_exit(self) -> None:
+        """Ask the worker to exit, without waiting (`close` waits): several workers asked
+        first, then closed, wind down side by side instead of one after another."""
+        if self.process.poll() is None and not self._asked:
+            self._asked = True
+            with contextlib.suppress(OSError):
                 self._conn.send(None)
+
+    def close(self) -> None:
+        """Ask the worker to exit; kill it if it does not within 10 s."""
+        self.ask_to_exit()
+        if self.process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
         self.kill()

@@ -127,6 +127,8 @@ class Scheduler:
 
     def close(self) -> None:
         for worker in self._workers.values():
+            worker.ask_to_exit()
+        for worker in self._workers.values():
             worker.close()
         self._workers.clear()
 
