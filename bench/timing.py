@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -21,19 +21,26 @@ T = TypeVar("T")
 class TimingPolicy:
     """How many trials, and how long each one warms up and measures.
 
-    A trial warms up until both `warmup_iters` and `warmup_time` are reached, then times
+    A trial warms up until both `warmup_iters` and `warmup_time` are reached (`warmup_time`
+    on a cell's first trial only: see `later_trial`), then times
     `run()` call by call until both `min_iters` and `min_time` are reached. `max_time` wins
     over both minimums, in the warm-up and in the timed loop: each stops once `max_time` has
     passed (after the call in flight), so a model slower than `max_time / min_iters` gets
     fewer samples (and fewer warm-up calls) instead of a trial that runs on.
     """
 
-    trials: int = 8
+    trials: int = 16
     warmup_iters: int = 5
     warmup_time: float = 0.03
     min_iters: int = 10
-    min_time: float = 0.1
+    min_time: float = 0.05
     max_time: float = 2.0
+
+    def later_trial(self) -> TimingPolicy:
+        """The policy of a cell's later trials in the same worker: the session is loaded and
+        has run, so what the warm-up must restore (caches, sleeping thread pools, after other
+        cells ran) takes `warmup_iters` calls; `warmup_time` is spent on the first trial only."""
+        return replace(self, warmup_time=0.0)
 
 
 @dataclass(frozen=True)

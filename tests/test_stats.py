@@ -124,3 +124,27 @@ def test_timing_block_pools_used_trials_and_keeps_every_sample() -> None:
     assert block["ci95_low_us"] < block["center_us"] < block["ci95_high_us"]
     assert block["interval_scope"] == "trials" and block["max_us"] == 12.0
     assert block["throughput_items_per_s"] == pytest.approx(4 / (block["center_us"] * 1e-6))
+
+
+def test_only_a_cells_first_trial_spends_the_warmup_time() -> None:
+    """Later trials of a loaded cell warm up with `warmup_iters` calls only; the first one
+    (and the first after the cell is unloaded and loaded again) spends `warmup_time` too."""
+    from bench.backends.base import LoadSpec
+    from bench.jobs import LoadJob, TrialJob
+    from bench.worker import CellHost
+
+    class Slow:
+        def run(self) -> None:
+            time.sleep(0.001)
+
+    host = CellHost()
+    policy = TimingPolicy(warmup_iters=3, warmup_time=0.05, min_iters=2, min_time=0.0)
+    host.loaded["c"] = (Slow(), LoadJob("c", "unused", LoadSpec(source=""), [{}]))  # type: ignore[assignment]
+    first = host.trial(TrialJob("c", policy, end_to_end=False)).inference
+    later = host.trial(TrialJob("c", policy, end_to_end=False)).inference
+    assert first is not None and later is not None
+    assert first.warmup_iters > 10  # 0.05 s of 1 ms calls
+    assert later.warmup_iters == 3
+    host.trialled.discard("c")  # as after an unload
+    again = host.trial(TrialJob("c", policy, end_to_end=False)).inference
+    assert again is not None and again.warmup_iters > 10
