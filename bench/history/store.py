@@ -135,14 +135,16 @@ def add_run(conn: sqlite3.Connection, run_id: str, source: Path, env: Mapping[st
     measured it again) is replaced."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        new_run = conn.execute(
-            f"INSERT OR IGNORE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES "
-            f"({', '.join('?' * len(RUN_COLUMNS))})",
-            (run_id, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-             str(source.resolve()), _text(env.get("host")), _text(env.get("cpu_model")),
-             _text(env.get("bench_version")), _text(env.get("bench_commit")), unreadable,
-             json.dumps(env, sort_keys=True), json.dumps(config, sort_keys=True)),
-        ).rowcount == 1  # fmt: skip
+        new_run = conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None
+        if new_run:  # a plain INSERT: INSERT OR IGNORE would still advance the sequence
+            conn.execute(
+                f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES "
+                f"({', '.join('?' * len(RUN_COLUMNS))})",
+                (run_id, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                 str(source.resolve()), _text(env.get("host")), _text(env.get("cpu_model")),
+                 _text(env.get("bench_version")), _text(env.get("bench_commit")), unreadable,
+                 json.dumps(env, sort_keys=True), json.dumps(config, sort_keys=True)),
+            )  # fmt: skip
         counts = [0, 0, 0]
         for record in records:
             row = {"run_id": run_id, "cell_id": str(record.get("cell_id")), **row_of(record),
