@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +163,145 @@ def _orig(copy: Path) -> str:
     """The tests/data run a copy was made from (copies keep env.json and the cell ids)."""
     index = int(copy.name.removeprefix("run"))
     return json.loads((RUNS[index % len(RUNS)] / "run.json").read_text())["run_id"]
+
+
+def _slower_and_failing(record: dict[str, Any]) -> None:
+    """ort-cpu b1: every trial three times slower; ort-cpu b4: parity now fails."""
+    if record["cell_id"] == "simple_cnn/ort-cpu/auto-op17/b1/fp32":
+        block = record["latency"]["inference"]
+        for trial in block["trials"]:
+            trial["median_us"] *= 3
+        block["center_us"] *= 3
+    if record["cell_id"] == "simple_cnn/ort-cpu/auto-op17/b4/fp32":
+        record["status"] = "parity_failed"
+        record["parity"]["passed"] = False
+
+
+def test_show_marks_resolved_steps_and_parity_changes(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    later = copy_run(DATA / "v3_default_threads", tmp_path / "later", "later", _slower_and_failing)
+    assert bench(capsys, "history", "add", str(later), "--db", str(db))[0] == 0
+    chart = tmp_path / "chart.html"
+    status, out, err = bench(capsys, "history", "show", "--model", "simple_cnn", "--backend",
+                             "ort-cpu", "--db", str(db), "--out", str(chart))  # fmt: skip
+    assert status == 0, err
+    lines = out.splitlines()
+    b1 = [line for line in lines if line.startswith("later") and " b1 " in line]
+    b4 = [line for line in lines if line.startswith("later") and " b4 " in line]
+    assert len(b1) == 1 and "latency slower" in b1[0] and b1[0].endswith("<<"), out
+    assert len(b4) == 1 and "parity pass -> FAIL" in b4[0] and "FAIL" in b4[0], out
+    # runs without trials (schema 1 and 2) cannot resolve a step: never marked
+    assert not [line for line in lines if line.startswith("data_") and line.endswith("<<")]
+    assert f"chart: {chart}" in out
+    page = chart.read_text()
+    library = page.index("<script type='text/javascript'>")  # offline: plotly.js inside
+    assert "plotly" in page[library : library + 300].lower()
+    outside = page[:library] + page[page.index("</script>", library) :]
+    assert "src=" not in outside and "cdn.plot.ly" not in outside
+    assert "latency step: slower" in page and "parity changed" in page
+    assert page.count("later") >= 2
+
+
+def test_show_filters_and_names_valid_choices(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["history", "show", "--db", str(db)]
+    status, out, err = bench(capsys, *base, "--model", "simple_cnn", "--backend", "openvino",
+                             "--batch-size", "4", "--metric", "p90_us")  # fmt: skip
+    assert status == 0, err
+    assert " b1 " not in out and out.count(" b4 ") == 4
+    assert (db.parent / "history-simple_cnn-openvino-p90_us.html").is_file()
+    status, _, err = bench(capsys, *base, "--model", "resnet", "--backend", "ort-cpu")
+    one_line_error(status, err, "--model", "'resnet'", "valid: control, simple_cnn")
+    status, _, err = bench(capsys, *base, "--model", "simple_cnn", "--backend", "ort-cuda")
+    one_line_error(status, err, "--backend", "valid: openvino, ort-cpu, torch")
+    status, _, err = bench(capsys, *base, "--model", "simple_cnn", "--backend", "torch",
+                           "--precision", "bf16")  # fmt: skip
+    one_line_error(status, err, "--precision", "valid: fp32")
+    for hostile in (["--batch-size", "0"], ["--batch-size", "x"], ["--metric", "nope"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*base, "--model", "simple_cnn", "--backend", "torch", *hostile])
+        assert exit_.value.code == 2
+        one_line_error(2, capsys.readouterr().err)
+
+
+def test_export_csv_and_parquet(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import csv
+
+    out = tmp_path / "h.csv"
+    status, text, err = bench(capsys, "history", "export", "--out", str(out), "--db", str(db))
+    assert status == 0 and "25 cells" in text, err
+    table = list(csv.DictReader(out.open()))
+    assert len(table) == 25 and {r["run_id"] for r in table} == set(CELLS)
+    assert "record_json" not in table[0] and table[0]["center_us"]
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "h.parquet"
+    status, _, err = bench(capsys, "history", "export", "--format", "parquet", "--out", str(out),
+                           "--db", str(db))  # fmt: skip
+    assert status == 0, err
+    frame = pq.read_table(out)
+    assert frame.num_rows == 25 and "parity_passed" in frame.column_names
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    status, _, err = bench(capsys, "history", "export", "--format", "parquet", "--out",
+                           str(tmp_path / "x.parquet"), "--db", str(db))  # fmt: skip
+    one_line_error(status, err, "pip install 'bench[parquet]'")
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_hostile_databases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = str(DATA / "run_one_thread")
+    missing = tmp_path / "missing.sqlite"
+    for action in (["list"], ["show", "--model", "m", "--backend", "b"], ["export", "--out",
+                   str(tmp_path / "x.csv")]):  # fmt: skip
+        status, _, err = bench(capsys, "history", *action, "--db", str(missing))
+        one_line_error(status, err, "no history database", "bench history add")
+    assert not missing.exists(), "reading never creates the database"
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"SQLite format 3\x00" + b"\xff" * 5000)
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_text("not a database at all\n" * 100)
+    for path in (corrupt, garbage):
+        before = path.read_bytes()
+        for action in (["add", run], ["list"]):
+            status, _, err = bench(capsys, "history", *action, "--db", str(path))
+            one_line_error(status, err, str(path))
+        assert path.read_bytes() == before
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    status, _, err = bench(capsys, "history", "list", "--db", str(foreign))
+    one_line_error(status, err, "not a bench history database")
+    status, _, err = bench(capsys, "history", "add", run, "--db", "")
+    one_line_error(status, err, "--db")
+
+
+@pytest.fixture
+def read_only_db(db: Path, tmp_path: Path) -> Iterator[Path]:
+    """The history seen through a read-only bind mount (root ignores chmod)."""
+    view = tmp_path / "ro"
+    view.mkdir()
+    done = subprocess.run(["mount", "--bind", str(db.parent), str(view)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("mount --bind needs root")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        yield view / db.name
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)
+
+
+def test_a_read_only_database_is_read_and_refuses_adding(
+    read_only_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = read_only_db.read_bytes()
+    status, out, _ = bench(capsys, "history", "list", "--db", str(read_only_db))
+    assert status == 0 and "data_v1" in out
+    copy = copy_run(DATA / "run_one_thread", tmp_path / "new", "new")
+    status, _, err = bench(capsys, "history", "add", str(copy), "--db", str(read_only_db))
+    one_line_error(status, err, "readonly", "nothing was added")
+    status, _, err = bench(capsys, "history", "show", "--model", "simple_cnn", "--backend",
+                           "torch", "--db", str(read_only_db))  # fmt: skip
+    one_line_error(status, err, "--out", "could not write")
+    assert read_only_db.read_bytes() == before
