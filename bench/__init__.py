@@ -1,4 +1,42 @@
-"""bench: export PyTorch models to ONNX and benchmark them across inference runtimes."""
+"""bench: export PyTorch models to ONNX and benchmark them across inference runtimes.
+
+The Python API (`bench.run`, `bench.load`, `bench.compare`, `bench.RunResult`,
+`bench.BenchError`) is imported on first use: `import bench` stays light, since every worker
+process imports it (no torch, runtime or pandas)."""
+
+import importlib
+import sys
+import types
+from typing import Any
 
 __version__ = "0.1.0"
 SCHEMA_VERSION = 4
+_API = ("run", "load", "compare", "RunResult")
+
+
+def __getattr__(name: str) -> Any:
+    # importlib, not an import statement: every module reads SCHEMA_VERSION from here, and
+    # the API (which sits above the runner) is only loaded when an API name is asked for
+    if name in _API:
+        return getattr(importlib.import_module("bench.api"), name)
+    if name == "BenchError":
+        return importlib.import_module("bench.errors").BenchError
+    raise AttributeError(f"module 'bench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API, "BenchError"])
+
+
+class _Package(types.ModuleType):
+    """Keeps `bench.compare` the API's function. Importing the submodule bench.compare (every
+    `from bench.compare import ...` does) would set it as the package's attribute; it stays
+    in sys.modules instead, where `from bench.compare import ...` finds it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,4 +1,5 @@
-"""Command line: `bench run`, `bench list`, `bench report`, `bench compare`, `bench cache`."""
+"""Command line: `bench run`, `bench list`, `bench report`, `bench compare`, `bench cache`,
+`bench history`."""
 
 from __future__ import annotations
 
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.explain_cmd import cmd_explain
 
             return cmd_explain(Path(args.run_dir), [*args.cell_ids, *args.explain_cell])
+        if args.command == "history":
+            from bench.history.cmd import cmd_history
+
+            return cmd_history(args)
         if args.command == "noise":
             from bench.noise import cmd_noise
 

@@ -7,6 +7,8 @@ import argparse
 from typing import Any, NoReturn
 
 from bench.config import RunConfig
+from bench.errors import BenchError
+from bench.history.parser import add_history_parser
 from bench.record import BASELINE_BACKEND
 from bench.timing import TimingPolicy
 
@@ -21,8 +23,15 @@ def _csv(values: tuple[object, ...]) -> str:
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem (exit 2), no usage dump."""
 
+    #: The Python API (bench.api) sets this: a usage error raises `BenchError` with the line
+    #: the command line would print, instead of exiting.
+    raise_errors = False
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"bench: error: {message} (see '{self.prog} --help')\n")
+        line = f"{message} (see '{self.prog} --help')"
+        if self.raise_errors:
+            raise BenchError(line)
+        self.exit(2, f"bench: error: {line}\n")
 
 
 class FlagParser(OneLineParser):
@@ -217,6 +226,7 @@ def build_parser() -> tuple[OneLineParser, FlagParser]:
     noise.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     noise.add_argument("--out", default=None, help="run folder of the experiment")
     add_cache_parser(sub)
+    add_history_parser(sub)
     return parser, run
 
 

@@ -70,22 +70,32 @@ def _claim(
 
 def cmd_run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser) -> int:
     """`bench run` and `bench run --resume`, signals handled from the first moment."""
+    return run_measured(args, argv, run_parser)[0]
+
+
+def run_measured(
+    args: argparse.Namespace, argv: list[str], run_parser: FlagParser
+) -> tuple[int, Path | None]:
+    """`cmd_run`, also giving the run folder (None when stopped before it was claimed)."""
+    claimed: list[Path] = []
     with StopRequest() as stop:
         try:
-            return _run(args, argv, run_parser, stop)
+            status = _run(args, argv, run_parser, stop, claimed)
         except KeyboardInterrupt:  # a second signal before measuring began
             print("\nstopped now", file=sys.stderr)
-            return stop.exit_status
+            status = stop.exit_status
+    return status, (claimed[0] if claimed else None)
 
 
 def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
-         stop: StopRequest) -> int:  # fmt: skip
+         stop: StopRequest, claimed: list[Path]) -> int:  # fmt: skip
     from bench.control import CONTROL_ID
     from bench.explain_cmd import check_explain_cells
     from bench.record import CellRecord
     from bench.runner import Runner
 
     run_dir, config, run_id, env, finished, lock = _claim(args, argv, run_parser)
+    claimed.append(run_dir)
     with lock:
         try:
             write_json(run_dir / ENV_FILE, env)

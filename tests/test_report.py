@@ -195,6 +195,7 @@ ALLOWED_IMPORTS = {
     "charts": {"format", "fields"},
     "html": {"format"},
     "compare_report": {"format", "html"},
+    "history_chart": {"format", "html"},
     "notes": {"format", "ranking", "tables"},
     "markdown": {"format", "fields", "frame", "ranking", "tables", "notes", "bugreport"},
     "html_report": {

@@ -98,6 +98,7 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         speedup, speedup_contended = fields.speedup(record, base)
         rows.append(
             {
+                "cell_id": record.get("cell_id"),
                 **{key: record.get(key) for key in KEY_COLUMNS},
                 "dims": dims_text(record.get("dims")),
                 "exporter_used": record.get("exporter_used"),
