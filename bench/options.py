@@ -168,6 +168,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
     check_numbers(args)
     check_executor(args.executor, args.ray_address, args.target)  # before any model loads
+    if args.executor == "ray" and args.cpus:
+        raise BenchError("--cpus pins this machine's cores; with --executor ray each task holds "
+                         "all of its node's CPUs (valid: leave --cpus out)")  # fmt: skip
     models = tuple(dict.fromkeys(_csv(args.models)))
     if not models:
         raise BenchError("--models: give at least one model")

@@ -114,6 +114,7 @@ def test_ray_flags_are_checked_before_anything_runs(tmp_path, bench_env):
         (["--executor", "ray", "--target", "a=b c"], "expected KEY=VALUE"),
         (["--executor", "ray", "--ray-address", " "], "--ray-address: empty"),
         (["--executor", "slurm"], "invalid choice: 'slurm'"),
+        (["--executor", "ray", "--cpus", "0"], "--cpus pins this machine's cores"),
     ]:
         proc = _bench(["run", *QUICK, "--out", str(tmp_path / "r"), *args], bench_env)
         assert proc.returncode == 2, (args, proc.stderr)
