@@ -10,7 +10,7 @@ import types
 from typing import Any
 
 __version__ = "0.1.0"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _API = ("run", "load", "compare", "RunResult")
 
 

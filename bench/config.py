@@ -44,6 +44,10 @@ class RunConfig:
     cpus: str | None = None  # "0,1": pin workers to these cores (sched_setaffinity)
     control: bool = True  # measure the control workload beside the cells
     explain_cells: tuple[str, ...] = ()  # --explain-cell: first divergence even when they pass
+    executor: str = "local"  # "local": worker processes here; "ray": bench.rayexec
+    ray_address: str | None = None  # --ray-address; None: a local Ray instance on 127.0.0.1
+    #: --target KEY=VALUE (Ray node labels): every cell is measured once per target.
+    targets: tuple[str, ...] = ()
 
     def options_for(self, backend: str) -> dict[str, str]:
         return {key: value for name, key, value in self.backend_options if name == backend}
@@ -66,6 +70,7 @@ class RunConfig:
         for key in ("models", "backends", "opsets", "batch_sizes", "precisions", "parity_seeds"):
             values[key] = tuple(values[key])
         values["explain_cells"] = tuple(values.get("explain_cells", ()))
+        values["targets"] = tuple(values.get("targets", ()))
         values["backend_options"] = tuple(tuple(o) for o in values["backend_options"])
         values["int_ranges"] = tuple(tuple(r) for r in values.get("int_ranges", ()))
         values["tolerance_overrides"] = tuple(

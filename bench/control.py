@@ -53,3 +53,13 @@ class ControlWorkload(Backend):
     def describe(self) -> dict[str, str]:
         return {"workload": f"numpy multiply+add of {ELEMENTS} float64, {PY_ITERATIONS} "
                             "pure-Python iterations"}  # fmt: skip
+
+
+def control_id(target: str | None = None) -> str:
+    """The control record's cell id; one per `--target` (each target's nodes are measured)."""
+    return f"{CONTROL_ID}/on-{target}" if target else CONTROL_ID
+
+
+def control_ids(targets: tuple[str, ...] = ()) -> set[str]:
+    """Every control cell id a run with these targets may record."""
+    return {control_id(t) for t in targets} or {CONTROL_ID}

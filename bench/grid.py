@@ -22,6 +22,7 @@ class Cell:
     dims: tuple[tuple[str, int], ...] = ()  # named dynamic dimensions besides batch
     name: str = ""  # the model's display name (a file model's stem); `model` when empty
     twin: str | None = None  # `bench noise`: the label of one of two identical twins
+    target: str | None = None  # --target KEY=VALUE: the Ray nodes that measure it
 
     @property
     def model_name(self) -> str:
@@ -34,8 +35,9 @@ class Cell:
             export = "file"
         extra = "".join(f"/{name}{size}" for name, size in self.dims)
         twin = f"/twin-{self.twin}" if self.twin else ""
+        target = f"/on-{self.target}" if self.target else ""
         return (f"{self.model_name}/{self.backend}/{export}/b{self.batch_size}{extra}/"
-                f"{self.precision}{twin}")  # fmt: skip
+                f"{self.precision}{twin}{target}")  # fmt: skip
 
     @property
     def sizes(self) -> dict[str, int]:

@@ -25,6 +25,7 @@ from bench.limits import (
     thread_count,
 )
 from bench.record import BASELINE_BACKEND
+from bench.targets import check_executor
 
 
 def _csv(text: str) -> list[str]:
@@ -76,6 +77,7 @@ def check_saved_config(config: RunConfig) -> None:
         cell_timeout=config.cell_timeout, seed=config.seed, threads=config.threads,
         requests=config.requests, parity_seeds=",".join(map(str, config.parity_seeds)),
     ))  # fmt: skip
+    check_executor(config.executor, config.ray_address, list(config.targets))
     _cache_dir(config.cache_dir or None)
 
 
@@ -165,6 +167,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     from bench.timing import TimingPolicy
 
     check_numbers(args)
+    check_executor(args.executor, args.ray_address, args.target)  # before any model loads
+    if args.executor == "ray" and args.cpus:
+        raise BenchError("--cpus pins this machine's cores; with --executor ray each task holds "
+                         "all of its node's CPUs (valid: leave --cpus out)")  # fmt: skip
     models = tuple(dict.fromkeys(_csv(args.models)))
     if not models:
         raise BenchError("--models: give at least one model")
@@ -229,6 +235,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cpus=_cpus(args.cpus),
         control=not args.no_control,
         explain_cells=tuple(dict.fromkeys(getattr(args, "explain_cell", None) or ())),
+        executor=args.executor,
+        ray_address=args.ray_address,
+        targets=check_executor(args.executor, args.ray_address, args.target),
     )
 
 

@@ -173,6 +173,19 @@ def add_output_flags(run: argparse.ArgumentParser) -> None:
                         help="also write static PNG charts (png extra and chromium)")  # fmt: skip
 
 
+def add_executor_flags(run: argparse.ArgumentParser) -> None:
+    where = run.add_argument_group("executor: where cells are measured")
+    where.add_argument("--executor", default=RUN.executor, choices=["local", "ray"],
+                       help="local worker processes, or Ray tasks each holding a whole node "
+                       "(ray extra: pip install -e '.[ray]') (default: %(default)s)")  # fmt: skip
+    where.add_argument("--ray-address", default=RUN.ray_address, metavar="ADDR",
+                       help="with --executor ray: the cluster to join (auto, HOST:PORT, "
+                       "ray://HOST:PORT); default: a local instance on 127.0.0.1")  # fmt: skip
+    where.add_argument("--target", action="append", default=[], metavar="KEY=VALUE",
+                       help="with --executor ray: measure every cell on nodes whose Ray label "
+                       "KEY is VALUE; repeat to compare hardware targets")  # fmt: skip
+
+
 def add_compare_flags(comp: argparse.ArgumentParser) -> None:
     comp.add_argument("--baseline", default=None,
                       help="the run the others are compared with (default: the first)")  # fmt: skip
@@ -196,7 +209,13 @@ def build_parser() -> tuple[OneLineParser, FlagParser]:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=FlagParser)
     run = sub.add_parser("run", help="run a sweep and write results/<run-id>/", allow_abbrev=False)
     assert isinstance(run, FlagParser)
-    for add in (add_grid_flags, add_timing_flags, add_parity_flags, add_output_flags):
+    for add in (
+        add_grid_flags,
+        add_timing_flags,
+        add_parity_flags,
+        add_output_flags,
+        add_executor_flags,
+    ):
         add(run)
     sub.add_parser("list", help="list models and backends, and whether each backend runs here")
     report = sub.add_parser("report", help="rebuild the report files of a run folder")

@@ -37,6 +37,9 @@ class CellRecord:
     precision: str = "fp32"
     mode: str = "latency"
     twin: str | None = None
+    target: str | None = None
+    host: str | None = None
+    node_id: str | None = None
     reason: str | None = None
     traceback: str | None = None
     reference: str | None = None

@@ -101,6 +101,9 @@ class TrialJournal:
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     """Bring an older record to the current schema (fields it could not have had are None).
 
+    v4 -> v5: `target`, `host` and `node_id` (who measured the cell; the Ray executor): None,
+    the run's host being env.json's.
+
     v3 -> v4: parity explains itself (bench.upgrade_parity): `parity.verdicts`,
     `noise_floor`, `oracle`, `batch_consistency`, `attribution`, `divergence`; a v3 cell was
     judged by allclose alone, and says so.
@@ -132,6 +135,8 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     if record["schema_version"] < 4:
         record["parity"] = upgrade_parity(record.get("parity"))
         record["schema_version"] = 4
+    if record["schema_version"] < 5:  # measured here, before targets and executors
+        record.update(target=None, host=None, node_id=None, schema_version=5)
     return record
 
 

@@ -33,8 +33,9 @@ from bench.results import (
 )
 from bench.validate_run import config_problem, env_problems
 
-#: Flags that may go with --resume: they change neither the grid nor how a cell is measured.
-RESUME_FLAGS = ("resume", "retry_failed", "png", "allow_failures")
+#: Flags that may go with --resume: they change neither the grid nor how a cell is measured
+#: (--ray-address: the same Ray cluster may have another address now).
+RESUME_FLAGS = ("resume", "retry_failed", "png", "allow_failures", "ray_address")
 
 
 def check_resume_flags(run_parser: FlagParser, argv: list[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.config import RunConfig
@@ -22,6 +23,7 @@ from bench.results import CLEAN_STATUSES, ENV_FILE, RUN_FILE, ResultsWriter, wri
 from bench.resume import check_grid, check_resume_flags, resume_state
 from bench.rundir import new_run_dir
 from bench.stop import StopRequest
+from bench.targets import check_executor
 
 
 def _claim(
@@ -29,7 +31,7 @@ def _claim(
 ) -> tuple[Path, RunConfig, str, dict, set[str], RunLock]:
     """The run folder, locked, with the config, run id, env and the cells already done;
     the resume checks all pass before this returns. Nothing is written yet but run.json."""
-    from bench.control import CONTROL_ID
+    from bench.control import control_ids
     from bench.envinfo import collect_env
     from bench.runner import Runner
 
@@ -47,13 +49,17 @@ def _claim(
         try:
             state = resume_state(run_dir, args.retry_failed)
             ids = {c.cell_id for c in Runner(state.config, run_dir, state.run_id).cells()}
-            check_grid(run_dir, state.records, ids | {CONTROL_ID})
+            check_grid(run_dir, state.records, ids | control_ids(state.config.targets))
+            config = state.config
+            if args.ray_address is not None:  # the same cluster, reached at another address
+                check_executor(config.executor, args.ray_address, list(config.targets))
+                config = replace(config, ray_address=args.ray_address)
         except BaseException:
             lock.release()
             raise
         env = state.env
         env.setdefault("resumed_with", []).append(command)
-        return run_dir, state.config, state.run_id, env, state.finished, lock
+        return run_dir, config, state.run_id, env, state.finished, lock
     if args.retry_failed:
         raise BenchError("--retry-failed goes with --resume RUN_DIR")
     from bench.options import config_from_args
@@ -89,7 +95,7 @@ def run_measured(
 
 def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
          stop: StopRequest, claimed: list[Path]) -> int:  # fmt: skip
-    from bench.control import CONTROL_ID
+    from bench.control import control_ids
     from bench.explain_cmd import check_explain_cells
     from bench.record import CellRecord
     from bench.runner import Runner
@@ -105,7 +111,7 @@ def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
         all_cells = runner.cells()
         check_explain_cells(config.explain_cells, all_cells, resumed=False)
         if config.control:
-            finished.discard(CONTROL_ID)  # measured again with the cells still to run
+            finished -= control_ids(config.targets)  # measured again with the cells to run
         cells = [c for c in all_cells if c.cell_id not in finished]
         print(f"bench: {len(cells)} cells -> {run_dir}"
               + (f" ({len(all_cells) - len(cells)} already done)" if finished else ""))  # fmt: skip

@@ -3,16 +3,18 @@ workers with interleaved trials (bench.schedule), judge each (bench.judge), writ
 
 from __future__ import annotations
 
+import socket
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.artifacts import Artifacts, ReferenceFailed
 from bench.backends import backend_entry, load_backend_class
 from bench.backends.base import LoadSpec
 from bench.checks import ParityChecks
 from bench.config import RunConfig
-from bench.control import CONTROL_ID, CONTROL_TARGET
+from bench.control import CONTROL_TARGET, control_id
 from bench.envinfo import cpu_governor
 from bench.errors import meaningful_line
 from bench.grid import Cell, expand_grid
@@ -26,6 +28,9 @@ from bench.results import TRIALS_FILE, ResultsWriter, TrialJournal
 from bench.schedule import Measured, Planned, Scheduler
 from bench.stop import StopRequest
 from bench.timing import now
+
+if TYPE_CHECKING:
+    from bench.rayexec import RayExecutor
 
 
 class Runner:
@@ -44,8 +49,10 @@ class Runner:
         self.entries = {name: backend_entry(name) for name in config.backends}
         self.classes = {name: load_backend_class(e.target) for name, e in self.entries.items()}
         self.governor = cpu_governor()
+        self.host = socket.gethostname()  # the measuring machine's, unless Ray says another
+        self.log_dir = run_dir / "logs"
         self.scheduler = Scheduler(
-            run_dir / "logs", config.timing, config.seed, config.cell_timeout,
+            self.log_dir, config.timing, config.seed, config.cell_timeout,
             config.end_to_end and config.mode == "latency", config.cpus, progress,
         )  # fmt: skip
         self.artifacts = Artifacts(
@@ -55,6 +62,7 @@ class Runner:
         self.checks = ParityChecks(config, self.artifacts, self.scheduler.worker,
                                    self.scheduler.forget, self.classes)  # fmt: skip
         self.run_start = now()
+        self._ray: RayExecutor | None = None
         #: Planned cells awaiting their measurement: the cell, its record fields, references.
         self._pending: dict[str, tuple[Cell, dict[str, object], list]] = {}
 
@@ -70,6 +78,8 @@ class Runner:
                 names[ref] = display_name(ref)
         consumes = {n: c.consumes for n, c in self.classes.items()}
         grid = expand_grid(self.config, consumes, dims, files, names)
+        if self.config.targets:  # each cell once per hardware target (bench.rayexec)
+            grid = [Cell(**{**c.__dict__, "target": t}) for c in grid for t in self.config.targets]
         return [Cell(**{**c.__dict__, "twin": t}) for c in grid for t in twins] if twins else grid
 
     def _reference_in_worker(self, job: ReferenceJob) -> ReferenceOutcome:
@@ -95,7 +105,7 @@ class Runner:
             backend=cell.backend, device=self.classes[cell.backend].device, status=status,
             exporter=cell.exporter, opset_requested=cell.opset, batch_size=cell.batch_size,
             dims=dict(cell.dims), precision=cell.precision, mode=self.config.mode,
-            twin=cell.twin, **fields,  # type: ignore[arg-type]
+            twin=cell.twin, target=cell.target, host=self.host, **fields,  # type: ignore[arg-type]
         )  # fmt: skip
 
     def plan(self, cell: Cell) -> Planned | CellRecord:
@@ -137,12 +147,17 @@ class Runner:
                       [inputs for inputs, _ in pairs], self.config.mode, self.config.requests)  # fmt: skip
         self._pending[cell.cell_id] = (cell, fields, pairs)
         return Planned(cell.cell_id, cell.backend, job,
-                       getattr(backend_cls, "fresh_worker", False))  # fmt: skip
+                       getattr(backend_cls, "fresh_worker", False), cell.target)  # fmt: skip
 
     def judge(self, measured: Measured) -> CellRecord:
         """The record of a measured cell: timing statistics, warnings, parity."""
-        if measured.planned.cell_id == CONTROL_ID:
+        if measured.planned.backend == "control":
             return self._control_record(measured)
+        record = self._judge_cell(measured)
+        record.host, record.node_id = measured.host or self.host, measured.node_id
+        return record
+
+    def _judge_cell(self, measured: Measured) -> CellRecord:
         cell, fields, pairs = self._pending.pop(measured.planned.cell_id)
         if measured.failure:
             failure = measured.failure
@@ -181,8 +196,10 @@ class Runner:
         return record
 
     def _control_record(self, measured: Measured) -> CellRecord:
-        base = {"run_id": self.run_id, "cell_id": CONTROL_ID, "model": "control",
-                "backend": "control", "device": "cpu", "kind": "control", "exporter": None}  # fmt: skip
+        base = {"run_id": self.run_id, "cell_id": measured.planned.cell_id, "model": "control",
+                "backend": "control", "device": "cpu", "kind": "control", "exporter": None,
+                "host": measured.host or self.host, "node_id": measured.node_id,
+                "target": measured.planned.target}  # fmt: skip
         if measured.failure or measured.load is None:
             reason = measured.failure.reason if measured.failure else "not measured"
             return CellRecord(status="failed", reason=reason, **base)  # type: ignore[arg-type]
@@ -191,9 +208,10 @@ class Runner:
                           latency={"inference": block, "end_to_end": None},
                           warnings=stability_warnings(block), **base)  # type: ignore[arg-type]  # fmt: skip
 
-    def control_plan(self) -> Planned:
-        job = LoadJob(CONTROL_ID, CONTROL_TARGET, LoadSpec(source=""), [{}])
-        return Planned(CONTROL_ID, "control", job)
+    def control_plan(self, target: str | None = None) -> Planned:
+        """The control workload's cell (under Ray: one per target, measured on its nodes)."""
+        job = LoadJob(control_id(target), CONTROL_TARGET, LoadSpec(source=""), [{}])
+        return Planned(control_id(target), "control", job, target=target)
 
     # -- the sweep ----------------------------------------------------------------------------
 
@@ -218,6 +236,7 @@ class Runner:
 
         planned: list[Planned] = []
         try:
+            executor = self.executor()  # a Ray cluster is joined before anything is exported
             for cell in cells:
                 if stop.requested:
                     break
@@ -233,17 +252,30 @@ class Runner:
                 else:
                     planned.append(result)
             if planned and self.config.control and not stop.requested:
-                planned.append(self.control_plan())
+                planned.extend(self.control_plan(t) for t in self.config.targets or [None])
             with TrialJournal(writer.path.parent / TRIALS_FILE) as journal:
-                self.scheduler.measure(planned, lambda m: emit(self.judge(m)),
-                                       lambda: stop.requested, journal.append)  # fmt: skip
-                journal.complete = not self.scheduler.stopped
+                executor.measure(planned, lambda m: emit(self.judge(m)),
+                                 lambda: stop.requested, journal.append)  # fmt: skip
+                journal.complete = not executor.stopped
         except KeyboardInterrupt:  # stop now: the job in flight is abandoned
-            self.scheduler.kill()
+            self.scheduler.kill()  # (Ray tasks in flight are cancelled by close())
             raise
         finally:
             self.scheduler.close()
+            if self._ray is not None:
+                self._ray.close()
         return records
+
+    def executor(self) -> Scheduler | RayExecutor:
+        """The local scheduler, or (--executor ray) Ray tasks on the cluster's nodes."""
+        if self.config.executor != "ray":
+            return self.scheduler
+        from bench.rayexec import RayExecutor
+
+        if self._ray is None:
+            gpu = {n for n, c in self.classes.items() if c.device != "cpu"}
+            self._ray = RayExecutor(self.config, self.log_dir, gpu, self.progress)
+        return self._ray
 
 
 def describe_outcome(record: CellRecord) -> str:

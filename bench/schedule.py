@@ -44,6 +44,7 @@ class Planned:
     backend: str
     job: LoadJob
     fresh_worker: bool = False  # a worker of its own (torch.compile caches must not leak)
+    target: str | None = None  # --target KEY=VALUE: the Ray nodes that may measure it
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Measured:
     unload: UnloadOutcome | None = None
     failure: Failure | None = None
     reloads: int = 0
+    host: str | None = None  # the machine that measured it, when not this one (bench.rayexec)
+    node_id: str | None = None  # its Ray node id
 
 
 def rmit_order(cell_ids: list[str], trials: int, rng: random.Random) -> list[str]:

@@ -130,6 +130,9 @@ _TOP: dict[str, Check] = {
             "traceback",
             "reference",
             "twin",
+            "target",
+            "host",
+            "node_id",
         )
     },
     **{k: integer for k in ("opset_requested", "opset_actual", "trial_group")},

@@ -176,8 +176,23 @@ class KernelBug(OrtCpu):
             os.unlink(path)
 
 
+class KillsItsParent(OrtCpu):
+    """Once (the marker file): SIGKILL to the process that started this worker, mid-cell.
+    Under `--executor ray` that is the Ray worker running the cell's task: a killed task."""
+
+    name = "fault-kill-parent"
+
+    def run(self) -> None:
+        marker = os.environ["BENCH_FAULT_MARKER"]
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getppid(), signal.SIGKILL)
+            time.sleep(60)  # the kernel ends this worker with its parent (PR_SET_PDEATHSIG)
+        super().run()
+
+
 FAULTS = (Segfault, Hang, Raise, NaNs, WrongShape, CrashInTrial, Perturb, Bf16, BatchMix, NaNOne,
-          Slow, Double, KernelBug)  # fmt: skip
+          Slow, Double, KernelBug, KillsItsParent)  # fmt: skip
 
 
 def register() -> None:

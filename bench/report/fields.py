@@ -121,9 +121,15 @@ def graph_sha(record: Record) -> str | None:
 
 
 def baseline_key(record: Record) -> tuple:
-    """Cells with the same key compare with the same torch baseline."""
+    """Cells with the same key compare with the same torch baseline (of the same target)."""
     return (record["model"], record["batch_size"], dims_text(record.get("dims")),
-            record["precision"])  # fmt: skip
+            record["precision"], record.get("target"))  # fmt: skip
+
+
+def backend_label(record: Record) -> str:
+    """The backend as reports show it: `ort-cpu @ accel=h200` for a cell of a Ray target."""
+    target = record.get("target")
+    return f"{record['backend']} @ {target}" if target else str(record["backend"])
 
 
 def baselines(records: Iterable[Record]) -> dict[tuple, Record]:

@@ -100,6 +100,9 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
             {
                 "cell_id": record.get("cell_id"),
                 **{key: record.get(key) for key in KEY_COLUMNS},
+                "backend": fields.backend_label(record),
+                "target": record.get("target"),
+                "host": record.get("host"),
                 "dims": dims_text(record.get("dims")),
                 "exporter_used": record.get("exporter_used"),
                 "status": record["status"],

@@ -96,7 +96,7 @@ def _contender(cells: Sequence[Mapping[str, Any]], base: Mapping[tuple, Any]) ->
     speeds = [fields.speedup(r, base) for r in cells]
     values = [s for s, _ in speeds if s is not None]
     return Contender(
-        backend=cells[0]["backend"],
+        backend=fields.backend_label(cells[0]),
         exports=tuple(sorted({export_label(r) for r in cells})),
         center_us=statistics.median(centers),
         low_us=min(i[0] for i in known) if len(known) == len(cells) else None,
@@ -115,7 +115,7 @@ def _best_per_backend(
     by_graph: dict[tuple, list[Mapping[str, Any]]] = {}
     for record in cells:
         graph = fields.graph_sha(record) or f"cell {id(record)}"
-        by_graph.setdefault((record["backend"], graph), []).append(record)
+        by_graph.setdefault((fields.backend_label(record), graph), []).append(record)
     best: dict[str, Contender] = {}
     for (backend, _), group in by_graph.items():
         entry = _contender(group, base)
@@ -182,7 +182,7 @@ def rank(records: Sequence[Mapping[str, Any]]) -> list[Ranking]:
             spread = None if fastest else could_differ(tied)
             tied = () if fastest else tied
             bar = leader.per_item(leader.center_us)
-        wrong = sorted({r["backend"] for r in group if not _passed(r)
+        wrong = sorted({fields.backend_label(r) for r in group if not _passed(r)
                         and r["status"] in ("ok", "parity_failed")
                         and _known_per_item(r) < bar})  # fmt: skip
         rankings.append(Ranking(model, int(batch), dims, precision, mode, tuple(contenders),
