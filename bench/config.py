@@ -44,6 +44,7 @@ class RunConfig:
     cpus: str | None = None  # "0,1": pin workers to these cores (sched_setaffinity)
     control: bool = True  # measure the control workload beside the cells
     explain_cells: tuple[str, ...] = ()  # --explain-cell: first divergence even when they pass
+    profile_runs: int = 0  # --profile: inferences of each cell's profiled pass (0: off)
 
     def options_for(self, backend: str) -> dict[str, str]:
         return {key: value for name, key, value in self.backend_options if name == backend}

@@ -24,6 +24,7 @@ from bench.jobs import (
     Failure,
     LoadJob,
     LoadOutcome,
+    ProfileOutcome,
     TrialJob,
     TrialOutcome,
     UnloadJob,
@@ -31,6 +32,7 @@ from bench.jobs import (
 )
 from bench.judge import Trial, is_contended
 from bench.pool import Worker, WorkerLost
+from bench.profilepass import profile_cell
 from bench.timing import TimingPolicy
 
 MEMORY_FLOOR = 0.15
@@ -44,6 +46,7 @@ class Planned:
     backend: str
     job: LoadJob
     fresh_worker: bool = False  # a worker of its own (torch.compile caches must not leak)
+    profile_runs: int = 0  # --profile: inferences of the profiled pass after the trials
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Measured:
     unload: UnloadOutcome | None = None
     failure: Failure | None = None
     reloads: int = 0
+    profile: ProfileOutcome | Failure | None = None
 
 
 def rmit_order(cell_ids: list[str], trials: int, rng: random.Random) -> list[str]:
@@ -270,6 +274,9 @@ class Scheduler:
     def _finish(self, measured: Measured, on_done: Callable[[Measured], None]) -> None:
         if measured.failure is None:
             self._unload(measured)
+            if measured.planned.profile_runs:
+                measured.profile = profile_cell(measured.planned, self.worker, self.forget,
+                                                self.cell_timeout, self.progress)  # fmt: skip
         mark_replaced(measured, self.policy.trials)
         on_done(measured)
 
