@@ -62,6 +62,8 @@ class NodeTime:
     precision: str = ""
     device: str = ""
     inserted: bool | None = None
+    #: Its time in each profiled run, µs, where the runtime reports runs one by one.
+    samples_us: list[float] = field(default_factory=list)
 
 
 @dataclass

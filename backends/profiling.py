@@ -68,6 +68,7 @@ def ort_nodes(
                 device=str(args.get("provider", "")), inserted=node not in graph_names,
             )  # fmt: skip
         entry.total_us += float(event.get("dur", 0))
+        entry.samples_us.append(float(event.get("dur", 0)))
         entry.runs += 1
         kept = {k: args[k] for k in _ORT_ARGS if k in args}
         trace.append({**_event(event, start), "name": node, "cat": entry.op_type, "args": kept})
@@ -105,6 +106,7 @@ def ov_nodes(
                     inserted=name not in graph_names and node_type == "Reorder",
                 )  # fmt: skip
             entry.total_us += real_us
+            entry.samples_us.append(real_us)
             entry.runs += 1
             trace.append({"ph": "X", "pid": 1, "tid": 1, "ts": clock, "dur": real_us,
                           "name": name, "cat": node_type,

@@ -79,12 +79,14 @@ def find(
         if precision in FLOAT_PRECISIONS and precision != asked:
             by_precision.setdefault(precision, []).append(n)
     for precision, hits in sorted(by_precision.items()):
-        found.append(_finding("precision", hits, total,
-                              lambda s, p=precision: f"layers computing in {p}, "
-                              f"not the {asked} asked: {s}"))  # fmt: skip
+        found.append(_finding("precision", hits, total, _precision_text(precision, asked)))
     found.sort(key=lambda f: -f["time_us"])
     note = overhead_finding(block)
     return [*found, note] if note else found
+
+
+def _precision_text(precision: str, asked: str) -> Callable[[str], str]:
+    return lambda s: f"layers computing in {precision}, not the {asked} asked: {s}"
 
 
 def overhead_finding(block: dict[str, Any]) -> dict[str, Any] | None:

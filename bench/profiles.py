@@ -6,10 +6,11 @@ median. Pure functions; the record keeps the op-type summary, the run folder the
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from bench.backends.base import RawProfile
+from bench.backends.base import NodeTime, RawProfile
 from bench.findings import find
 
 #: The record keeps this many of a cell's nodes (the profile file keeps them all).
@@ -51,15 +52,25 @@ def safe_name(cell_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", cell_id.replace("/", "__")).lstrip(".")[:200]
 
 
+def per_inference(node: NodeTime, runs: int) -> float:
+    """A node's time per inference: the median over the profiled runs where the runtime
+    reports each run (ONNX Runtime, OpenVINO; robust to a run the scheduler interrupted),
+    else its total over the runs (torch.profiler's averages). A node that ran in only some
+    runs counts zero in the others."""
+    if node.samples_us and len(node.samples_us) <= runs:
+        return statistics.median([*node.samples_us, *[0.0] * (runs - len(node.samples_us))])
+    return node.total_us / runs
+
+
 def summarise(
     raw: RawProfile, asked_precision: str, unprofiled_us: float | None, device: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the record's profile block, the full per-node profile for the run folder)."""
     runs = max(raw.runs, 1)
-    node_sum = sum(n.total_us for n in raw.nodes) / runs
-    nodes = []
+    node_sum = sum(per_inference(n, runs) for n in raw.nodes)
+    nodes: list[dict[str, Any]] = []
     for n in raw.nodes:
-        time_us = n.total_us / runs
+        time_us = per_inference(n, runs)
         nodes.append({
             "name": n.name, "op_type": n.op_type, "family": op_family(n.op_type),
             "time_us": time_us, "share": time_us / node_sum if node_sum > 0 else 0.0,
@@ -70,7 +81,7 @@ def summarise(
     block: dict[str, Any] = {
         "tool": raw.tool, "runs": raw.runs, "node_sum_us": node_sum,
         "unprofiled_us": unprofiled_us,
-        "profiled_run_us": sum(raw.run_us) / len(raw.run_us) if raw.run_us else None,
+        "profiled_run_us": statistics.median(raw.run_us) if raw.run_us else None,
         "overhead_us": None, "overhead_share": None, "coverage": None,
         "op_types": op_types,
         "top_nodes": sorted(nodes, key=lambda n: -n["time_us"])[:TOP_NODES],

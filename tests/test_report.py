@@ -115,7 +115,7 @@ def test_report_html_is_self_contained(records, env) -> None:
 
 def test_older_schema_is_upgraded_and_newer_refused(tmp_path) -> None:
     old = read_records(DATA / "run_schema_v1")
-    assert old and all(r["schema_version"] == 4 and r["mode"] == "latency" for r in old)
+    assert old and all(r["schema_version"] == 5 and r["mode"] == "latency" for r in old)
     assert all(
         r["kind"] == "cell" and r["latency"]["inference"]["interval_scope"] == "loop" for r in old
     )
@@ -131,7 +131,7 @@ def test_older_schema_is_upgraded_and_newer_refused(tmp_path) -> None:
     line = json.loads((RUN / "results.jsonl").read_text().splitlines()[0])
     line["schema_version"] = 99
     (newer / "results.jsonl").write_text(json.dumps(line) + "\n")
-    with pytest.raises(BenchError, match="schema_version 99; this bench reads versions up to 4"):
+    with pytest.raises(BenchError, match="schema_version 99; this bench reads versions up to 5"):
         read_records(newer)
 
 
@@ -195,8 +195,19 @@ ALLOWED_IMPORTS = {
     "charts": {"format", "fields"},
     "html": {"format"},
     "compare_report": {"format", "html"},
+    "compare_ops_report": {"format", "html", "compare_report"},
+    "profile_report": {"format", "fields", "html"},
     "notes": {"format", "ranking", "tables"},
-    "markdown": {"format", "fields", "frame", "ranking", "tables", "notes", "bugreport"},
+    "markdown": {
+        "format",
+        "fields",
+        "frame",
+        "ranking",
+        "tables",
+        "notes",
+        "bugreport",
+        "profile_report",
+    },
     "html_report": {
         "format",
         "fields",
@@ -207,6 +218,7 @@ ALLOWED_IMPORTS = {
         "html",
         "notes",
         "bugreport",
+        "profile_report",
     },
     "terminal": {"format", "fields", "frame", "tables", "notes"},
     "writer": {"frame", "charts", "markdown", "html_report"},
