@@ -227,3 +227,34 @@ def test_profiled_run_on_every_cpu_runtime(bench_env, tmp_path) -> None:
                    *FAST_TIMING], bench_env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert read_records(plain)[0]["profile"] is None and not (plain / "profiles").exists()
+
+
+def test_a_run_the_scheduler_interrupted_does_not_move_the_median() -> None:
+    nodes = [NodeTime("conv", "Conv", 5061.0, 3, samples_us=[30.0, 31.0, 5000.0]),
+             NodeTime("gemm", "Gemm", 20.0, 2, samples_us=[10.0, 10.0])]  # fmt: skip
+    block, _ = summarise(RawProfile("ort", 3, nodes), "fp32", 50.0, "cpu")
+    times = {o["op_type"]: o["time_us"] for o in block["op_types"]}
+    assert times == {"Conv": 31.0, "Gemm": 10.0}  # gemm ran 2 of 3 runs: median of 10, 10, 0
+
+
+def test_profile_block_writes_files_or_says_why_not(tmp_path: Path) -> None:
+    from bench.jobs import Failure, ProfileOutcome
+    from bench.profilepass import profile_block
+
+    raw = RawProfile("ort", 1, [NodeTime("conv", "Conv", 10.0, 1)], [{"ph": "X", "ts": 0,
+                     "dur": 10.0, "name": "conv", "pid": 1, "tid": 1}])  # fmt: skip
+    block = profile_block(ProfileOutcome(raw, 0.5), "m/ort-cpu/b1", "fp32", "cpu", 12.0, tmp_path)
+    assert block["error"] is None and block["wall_s"] == 0.5
+    assert block["file"] == "profiles/m__ort-cpu__b1.json"
+    trace = json.loads((tmp_path / block["trace_file"]).read_text())
+    assert trace_problems(trace) == [] and trace["otherData"]["cell_id"] == "m/ort-cpu/b1"
+    failed = profile_block(Failure("crashed", "profiling: worker died (SIGSEGV)"), "c", "fp32",
+                           "cpu", 12.0, tmp_path)  # fmt: skip
+    assert failed["error"] == "profiling: worker died (SIGSEGV)" and failed["op_types"] == []
+    assert profile_problem(failed) is None
+    none = profile_block(ProfileOutcome(None, 0.0), "c", "fp32", "cpu", 12.0, tmp_path)
+    assert "no profiler" in none["error"]
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "profiles").write_text("a file where the folder should be")
+    unwritten = profile_block(ProfileOutcome(raw, 0.5), "c", "fp32", "cpu", 12.0, tmp_path / "ro")
+    assert unwritten["error"].startswith("profile files not written") and unwritten["op_types"]
