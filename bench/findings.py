@@ -108,4 +108,8 @@ def overhead_finding(block: dict[str, Any]) -> dict[str, Any] | None:
         text = (f"the profiled nodes add up to {node_sum:.1f} µs, {-share:.0%} more than the "
                 f"un-profiled median {median:.1f} µs: the profiler's own cost per node (and "
                 "the machine's state between the timed trials and the profiled pass)")  # fmt: skip
+    run_us = block.get("profiled_run_us")
+    if run_us:
+        text += (f"; the profiled inferences themselves took {run_us:.1f} µs each (median), "
+                 f"{run_us / median:.2f}x the un-profiled median")  # fmt: skip
     return {"kind": "overhead", "message": text, "nodes": [], "time_us": gap, "share": share}

@@ -17,8 +17,9 @@ from bench.findings import find
 TOP_NODES = 10
 #: Op families for comparing runtimes that name their operators differently (first match
 #: wins, on the lower-cased op type): ORT `Conv`, OpenVINO `Convolution` and torch
-#: `aten::mkldnn_convolution` are all `conv`.
+#: `aten::mkldnn_convolution` are all `conv` (OpenVINO's `Convert` is `convert`).
 FAMILIES = (
+    ("convert", ("convert", "cast", "aten::to", "_to_copy", "quantize")),  # before conv
     ("conv", ("conv",)),
     ("matmul", ("matmul", "gemm", "fullyconnected", "addmm", "aten::mm", "bmm", "linear",
                 "einsum", "attention", "sdpa")),

@@ -95,6 +95,7 @@ def test_op_families_and_file_names() -> None:
     assert op_family("aten::addmm") == op_family("FullyConnected") == "matmul"
     assert op_family("Reorder") == op_family("Transpose") == "layout"
     assert op_family("Frobnicate") == "other"
+    assert op_family("Convert") == op_family("Cast") == "convert"
     assert safe_name("m/ort-cpu/dynamo-op18/b1/fp32") == "m__ort-cpu__dynamo-op18__b1__fp32"
     assert "/" not in safe_name("../../etc/passwd") and not safe_name("..x").startswith(".")
 

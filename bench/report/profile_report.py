@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from bench.report.fields import cell_records
-from bench.report.format import cell_label, esc, md_table, md_text, plain
+from bench.report.format import batch_label, cell_label, esc, export_label, md_table, md_text, plain
 from bench.report.html import html_list, html_table
 
 #: Op types named in the short tables; the rest are summed as "other".
@@ -64,19 +64,25 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _column(record: dict[str, Any]) -> str:
+    """A backend column of the family table: backend, export, precision (sizes are rows)."""
+    mode = record.get("mode") or "latency"
+    return " · ".join([str(record.get("backend")), export_label(record),
+                       str(record.get("precision")) + (f" {mode}" if mode != "latency" else "")])  # fmt: skip
+
+
 def family_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Time per inference by op family, each backend a column, per model and batch size:
     two backends of one run compared where their operators have different names."""
     cells = profiled(records)
-    labels = sorted({cell_label(r, model=False, batch=False) for r in cells})
-    table: dict[tuple[str, int, str], dict[str, float]] = {}
+    labels = sorted({_column(r) for r in cells})
+    table: dict[tuple[str, str, str], dict[str, float]] = {}
     for r in cells:
         for o in r["profile"].get("op_types") or []:
-            key = (str(r.get("model")), r.get("batch_size") or 0, o.get("family") or "other")
+            key = (str(r.get("model")), batch_label(r), o.get("family") or "other")
             by_cell = table.setdefault(key, {})
-            label = cell_label(r, model=False, batch=False)
-            by_cell[label] = by_cell.get(label, 0.0) + float(o.get("time_us") or 0)
-    rows = [[m, str(b), f, *(_num(v.get(label)) for label in labels)]
+            by_cell[_column(r)] = by_cell.get(_column(r), 0.0) + float(o.get("time_us") or 0)
+    rows = [[m, b, f, *(_num(v.get(label)) for label in labels)]
             for (m, b, f), v in sorted(table.items())]  # fmt: skip
     return ["model", "batch", "op family", *(f"{label} µs" for label in labels)], rows
 
