@@ -87,9 +87,8 @@ class OpenVinoCpu(Backend):
         self._shapes = "static"
         self._output_names: list[str] = []
         self._infer: Any = None
-        self._model: Any = None
         self._config: dict[str, Any] = {}
-        self._source = ""
+        self._spec: LoadSpec | None = None
 
     @classmethod
     def check_available(cls) -> None:
@@ -118,7 +117,7 @@ class OpenVinoCpu(Backend):
         if spec.threads:
             config["INFERENCE_NUM_THREADS"] = spec.threads
         config.update(options)
-        self._model, self._config, self._source = model, config, spec.source
+        self._config, self._spec = config, spec  # --profile compiles a twin from these
         self._compiled = core.compile_model(model, self.ov_device, config)
         effective = _property_text(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         if effective != wanted:
@@ -191,8 +190,12 @@ class OpenVinoCpu(Backend):
         kernel it ran (exec type: `brgconv_avx512_f32`, `ref_any`, ...) and its time."""
         from bench.backends.profiling import ov_nodes
 
+        assert self._spec is not None
+        model = self._core.read_model(self._spec.source)  # read again: the timed worker
+        if self._shapes == "static" and self._spec.input_shapes:  # never keeps a model copy
+            model.reshape({n: list(shape) for n, shape in self._spec.input_shapes.items()})
         compiled = self._core.compile_model(
-            self._model, self.ov_device, {**self._config, "PERF_COUNT": "YES"}
+            model, self.ov_device, {**self._config, "PERF_COUNT": "YES"}
         )
         request = compiled.create_infer_request()
         for name, tensor in self._tensors.items():
@@ -206,7 +209,7 @@ class OpenVinoCpu(Backend):
                     for p in request.get_profiling_info()
                     if str(p.status).split(".")[-1] == "EXECUTED"
                 ])  # fmt: skip
-        nodes, trace = ov_nodes(per_run, graph_node_names(self._source))
+        nodes, trace = ov_nodes(per_run, graph_node_names(self._spec.source))
         return RawProfile("openvino performance counters (PERF_COUNT)", runs, nodes, trace)
 
     def describe(self) -> dict[str, str]:
@@ -222,7 +225,6 @@ class OpenVinoCpu(Backend):
         return settings
 
     def close(self) -> None:
-        self._model = None
         self._queue = None
         self._request = None
         self._compiled = None
