@@ -20,7 +20,9 @@ from bench.report.html import html_list, html_table
 #: Op types named in the short tables; the rest are summed as "other".
 TOP_OP_TYPES = 4
 #: Op types drawn in the stacked bars before the rest are summed.
-CHART_OP_TYPES = 8
+CHART_OP_TYPES = 6
+#: The two stacks that are not op types, in greys.
+FIXED_COLORS = {"other op types": "#c7c7c7", "outside any node": "#7f7f7f"}
 NODE_HEADERS = ["node", "op type", "kernel", "precision", "device", "µs / inference", "share"]
 
 
@@ -122,8 +124,9 @@ def markdown_profiles(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def profile_chart(records: Sequence[dict[str, Any]]) -> go.Figure | None:
-    """A stacked bar per profiled cell: µs per inference by op type, plus the time outside
-    any node (un-profiled median minus node time, when positive)."""
+    """A stacked bar per profiled cell: its time by op type (and the time outside any node:
+    un-profiled median minus node time, when positive), as shares of the cell's total so
+    that cells of very different speeds read alike; the hover gives µs per inference."""
     cells = [r for r in profiled(records) if r["profile"].get("op_types")]
     if not cells:
         return None
@@ -137,12 +140,19 @@ def profile_chart(records: Sequence[dict[str, Any]]) -> go.Figure | None:
         parts.append(("outside any node", max(float(r["profile"].get("overhead_us") or 0), 0)))
         for name, value in parts:
             stacks.setdefault(name, [0.0] * len(cells))[index] += value
+    totals = [sum(values[i] for values in stacks.values()) or 1.0 for i in range(len(cells))]
     fig = go.Figure()
     for name, values in stacks.items():
         if any(values):
-            fig.add_trace(go.Bar(x=labels, y=values, name=plain(name)))
-    fig.update_layout(barmode="stack", height=560, yaxis_title="µs per inference",
-                      title="Where the time goes: profiled time by op type per cell")  # fmt: skip
+            fig.add_trace(go.Bar(
+                x=labels, y=[100 * v / t for v, t in zip(values, totals, strict=True)],
+                customdata=values, name=plain(name), marker_color=FIXED_COLORS.get(name),
+                hovertemplate="%{x}<br>" + plain(name) + ": %{customdata:.1f} µs "
+                "(%{y:.0f}%)<extra></extra>",
+            ))  # fmt: skip
+    fig.update_layout(barmode="stack", height=620, yaxis_title="% of the cell's time",
+                      title="Where the time goes: time by op type per cell (hover: µs per "
+                      "inference)")  # fmt: skip
     return fig
 
 
