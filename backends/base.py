@@ -15,7 +15,15 @@ import numpy as np
 
 from bench.errors import BackendUnavailable, PrecisionMismatch
 
-__all__ = ["Backend", "BackendUnavailable", "LoadSpec", "PrecisionMismatch"]
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "LoadSpec",
+    "NodeTime",
+    "PrecisionMismatch",
+    "RawProfile",
+    "graph_node_names",
+]
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,51 @@ class LoadSpec:
     options: Mapping[str, str] = field(default_factory=dict)
     mode: str = "latency"  # "latency" | "throughput": backends tune for it (OpenVINO's hint)
     output_names: tuple[str, ...] = ()  # the model's outputs, in order, as the caller names them
+
+
+@dataclass
+class NodeTime:
+    """One node (or operator) as the runtime's own profiler saw it, over every profiled run.
+
+    `kernel` is the implementation the runtime picked (OpenVINO's exec type such as
+    `brgconv_avx2_f32` or `ref_any`, the ONNX Runtime provider's kernel, a torch operator);
+    `precision` the element type it computed in (`fp32`, `bf16`, `int64`, ... or "");
+    `device` the device or execution provider it ran on; `inserted` whether the runtime added
+    the node (absent from the model file: layout reorders, copies), None when unknown.
+    """
+
+    name: str
+    op_type: str
+    total_us: float  # summed over every profiled run
+    runs: int  # how many of the profiled runs executed it
+    kernel: str = ""
+    precision: str = ""
+    device: str = ""
+    inserted: bool | None = None
+    #: Its time in each profiled run, µs, where the runtime reports runs one by one.
+    samples_us: list[float] = field(default_factory=list)
+
+
+@dataclass
+class RawProfile:
+    """What a backend's profiled pass returns: nodes in execution order and a trace in the
+    Trace Event Format (a list of events, `ts`/`dur` in microseconds)."""
+
+    tool: str
+    runs: int
+    nodes: list[NodeTime]
+    trace: list[dict] = field(default_factory=list)
+    #: Per-run durations the runtime itself reports around a whole inference, µs (may be []).
+    run_us: list[float] = field(default_factory=list)
+
+
+def graph_node_names(path: str) -> set[str]:
+    """Node names of an ONNX file's graph (weights not loaded), to tell the nodes a runtime
+    inserted from the model's own."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    return {node.name for node in model.graph.node}
 
 
 class Backend(abc.ABC):
@@ -93,6 +146,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, str]:
         """Effective settings read back from the runtime: providers, precision, threads."""
+
+    def profile(self, runs: int) -> RawProfile | None:
+        """Per-node times from the runtime's own profiler over `runs` inferences of the bound
+        inputs, after a warm-up. Called after the cell's timed trials, never inside a timed
+        loop; runtimes whose profiling is a load-time setting build a profiled twin of the
+        session for it. None: this backend cannot profile."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the session or compiled model."""

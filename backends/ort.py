@@ -38,12 +38,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.backends.base import Backend, BackendUnavailable, LoadSpec
+from bench.backends.base import (
+    Backend,
+    BackendUnavailable,
+    LoadSpec,
+    RawProfile,
+    graph_node_names,
+)
 
 __all__ = ["PROVIDER_OPTION_PREFIX", "OrtCpu", "OrtCuda", "OrtExecutionProvider", "split_options"]
 
 #: `LoadSpec.options` keys with this prefix are provider options, the rest session options.
 PROVIDER_OPTION_PREFIX = "provider."
+
+#: Inferences run before the profiled ones (first-run allocations are not steady state).
+PROFILE_WARMUP = 3
 
 _OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -101,6 +110,7 @@ class OrtExecutionProvider(Backend):
         self._pool: Any = None
         self._bindings: list[Any] = []
         self._provider_options: dict[str, str] = {}
+        self._spec: LoadSpec | None = None
 
     @classmethod
     def check_available(cls) -> None:
@@ -135,6 +145,12 @@ class OrtExecutionProvider(Backend):
         return options
 
     def load(self, spec: LoadSpec) -> None:
+        self._spec = spec
+        self._session = self._new_session(spec)
+
+    def _new_session(self, spec: LoadSpec, profile_prefix: str | None = None) -> Any:
+        """A session of `spec`; with `profile_prefix`, ONNX Runtime's session profiling on
+        (a load-time setting: the profiled pass gets a twin of the timed session)."""
         ort = _import_ort()
         session_options, user_provider_options = split_options(spec.options)
         self._provider_options = {
@@ -143,16 +159,18 @@ class OrtExecutionProvider(Backend):
         }
         providers: list[Any] = [(self.provider, self._provider_options)]
         providers += [p for p in self.fallback_providers if p != self.provider]
-        session = ort.InferenceSession(
-            spec.source, self._session_options(spec, session_options), providers=providers
-        )
+        options = self._session_options(spec, session_options)
+        if profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
+        session = ort.InferenceSession(spec.source, options, providers=providers)
         active = session.get_providers()
         if not active or active[0] != self.provider:
             # ONNX Runtime only warns and runs on the CPU when a provider cannot load.
             raise BackendUnavailable(
                 f"{self.provider} did not load; ONNX Runtime fell back to {', '.join(active)}"
             )
-        self._session = session
+        return session
 
     def bind(self, inputs: Mapping[str, np.ndarray]) -> None:
         ort = _import_ort()
@@ -165,11 +183,12 @@ class OrtExecutionProvider(Backend):
         ]
         self._binding = self._new_binding()
 
-    def _new_binding(self) -> Any:
-        binding = self._session.io_binding()
+    def _new_binding(self, session: Any = None) -> Any:
+        session = session or self._session
+        binding = session.io_binding()
         for name, value in self._bound:
             binding.bind_ortvalue_input(name, value)
-        for output in self._session.get_outputs():
+        for output in session.get_outputs():
             binding.bind_output(output.name, self.ort_device)
         return binding
 
@@ -206,6 +225,27 @@ class OrtExecutionProvider(Backend):
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = [o.name for o in self._session.get_outputs()]
         return dict(zip(names, self._session.run(names, dict(inputs)), strict=True))
+
+    def profile(self, runs: int) -> RawProfile:
+        """ONNX Runtime's session profiling on a twin session, same options and inputs:
+        per node its op type, execution provider and output element type."""
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from bench.backends.profiling import ort_nodes
+
+        assert self._spec is not None
+        with tempfile.TemporaryDirectory(prefix="bench-ort-profile-") as folder:
+            session = self._new_session(self._spec, str(Path(folder) / "ort"))
+            binding = self._new_binding(session)
+            for _ in range(runs + PROFILE_WARMUP):
+                session.run_with_iobinding(binding)
+                if self.ort_device != "cpu":
+                    binding.synchronize_outputs()
+            events = json.loads(Path(session.end_profiling()).read_text())
+        nodes, trace, run_us = ort_nodes(events, runs, graph_node_names(self._spec.source))
+        return RawProfile("onnxruntime session profiling", runs, nodes, trace, run_us)
 
     def describe(self) -> dict[str, str]:
         ort = _import_ort()

@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.backends.base import Backend, BackendUnavailable, LoadSpec, PrecisionMismatch
+from bench.backends.base import (
+    Backend,
+    BackendUnavailable,
+    LoadSpec,
+    PrecisionMismatch,
+    RawProfile,
+    graph_node_names,
+)
 
 #: bench precision -> OpenVINO element type name for INFERENCE_PRECISION_HINT.
 _PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
@@ -80,6 +87,8 @@ class OpenVinoCpu(Backend):
         self._shapes = "static"
         self._output_names: list[str] = []
         self._infer: Any = None
+        self._config: dict[str, Any] = {}
+        self._spec: LoadSpec | None = None
 
     @classmethod
     def check_available(cls) -> None:
@@ -108,6 +117,7 @@ class OpenVinoCpu(Backend):
         if spec.threads:
             config["INFERENCE_NUM_THREADS"] = spec.threads
         config.update(options)
+        self._config, self._spec = config, spec  # --profile compiles a twin from these
         self._compiled = core.compile_model(model, self.ov_device, config)
         effective = _property_text(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         if effective != wanted:
@@ -173,6 +183,34 @@ class OpenVinoCpu(Backend):
             name: np.array(results[out], copy=True)
             for name, out in zip(self._output_names, self._compiled.outputs, strict=True)
         }
+
+    def profile(self, runs: int) -> RawProfile:
+        """OpenVINO's performance counters on a twin compiled with PERF_COUNT (a compile-time
+        setting), same model, settings and input tensors: per executed node its type, the
+        kernel it ran (exec type: `brgconv_avx512_f32`, `ref_any`, ...) and its time."""
+        from bench.backends.profiling import ov_nodes
+
+        assert self._spec is not None
+        model = self._core.read_model(self._spec.source)  # read again: the timed worker
+        if self._shapes == "static" and self._spec.input_shapes:  # never keeps a model copy
+            model.reshape({n: list(shape) for n, shape in self._spec.input_shapes.items()})
+        compiled = self._core.compile_model(
+            model, self.ov_device, {**self._config, "PERF_COUNT": "YES"}
+        )
+        request = compiled.create_infer_request()
+        for name, tensor in self._tensors.items():
+            request.set_tensor(name, tensor)
+        per_run = []
+        for index in range(runs + 3):  # three warm-up inferences first
+            request.infer()
+            if index >= 3:
+                per_run.append([
+                    (p.node_name, p.node_type, p.exec_type, p.real_time.total_seconds() * 1e6)
+                    for p in request.get_profiling_info()
+                    if str(p.status).split(".")[-1] == "EXECUTED"
+                ])  # fmt: skip
+        nodes, trace = ov_nodes(per_run, graph_node_names(self._spec.source))
+        return RawProfile("openvino performance counters (PERF_COUNT)", runs, nodes, trace)
 
     def describe(self) -> dict[str, str]:
         ov = _import_ov()

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.backends.base import Backend, BackendUnavailable, LoadSpec
+from bench.backends.base import Backend, BackendUnavailable, LoadSpec, RawProfile
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
@@ -76,6 +76,40 @@ class TorchEager(Backend):
             tensor = tensor.detach().cpu()
             arrays[name] = (tensor.float() if tensor.is_floating_point() else tensor).numpy()
         return arrays
+
+    def profile(self, runs: int) -> RawProfile:
+        """`torch.profiler` operator averages over `runs` forwards (after three warm-up
+        forwards), by self time, with its Chrome trace."""
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        from bench.backends.profiling import torch_nodes
+
+        for _ in range(3):
+            self.run()
+        activities = [ProfilerActivity.CPU]
+        if self.torch_device == "cuda":
+            activities.append(ProfilerActivity.CUDA)
+        with torch_profile(activities=activities) as prof:
+            for _ in range(runs):
+                self.run()
+        with tempfile.TemporaryDirectory(prefix="bench-torch-profile-") as folder:
+            path = Path(folder) / "trace.json"
+            prof.export_chrome_trace(str(path))
+            data = json.loads(path.read_text())
+        trace = data.get("traceEvents", []) if isinstance(data, dict) else data
+        precision = {"float32": "fp32", "bfloat16": "bf16"}.get(
+            str(self._dtype).removeprefix("torch."), ""
+        )
+        nodes = torch_nodes(prof.key_averages(), runs, precision)
+        if self.torch_device == "cuda":
+            for node in nodes:
+                node.device = self.torch_device
+        return RawProfile("torch.profiler key_averages (self time)", runs, nodes, trace)
 
     def describe(self) -> dict[str, str]:
         torch = _import_torch()

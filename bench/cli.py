@@ -57,6 +57,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare import Run, compare, regressions
+    from bench.compare_ops import op_type_changes
+    from bench.report.compare_ops_report import html_ops, markdown_ops, terminal_ops
     from bench.report.compare_report import (
         html_comparison,
         markdown_comparison,
@@ -76,6 +78,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         runs.append(Run(folder.name, data.records, data.env, data.config))
     comparison = compare(runs, baseline=0, normalize=args.normalize)
     comparison.caveats = caveats
+    ops = op_type_changes(runs)
     gate = (
         None
         if args.fail_on_regression is None
@@ -90,9 +93,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WriteFailed(out, exc) from None
-    write_atomic({out / "compare.md": markdown_comparison(comparison, gate).encode("utf-8"),
-                  out / "compare.html": html_comparison(comparison, gate).encode("utf-8")})  # fmt: skip
+    markdown = markdown_comparison(comparison, gate) + "\n".join(markdown_ops(ops, comparison))
+    html = html_comparison(comparison, gate, html_ops(ops, comparison))
+    write_atomic({out / "compare.md": (markdown + "\n").encode("utf-8"),
+                  out / "compare.html": html.encode("utf-8")})  # fmt: skip
     print(terminal_comparison(comparison))
+    if ops:
+        print(terminal_ops(ops, comparison))
     print(f"\ncomparison: {out / 'compare.md'}, {out / 'compare.html'}")
     if gate:
         print("regression gate FAILED:", file=sys.stderr)

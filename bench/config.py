@@ -48,6 +48,7 @@ class RunConfig:
     ray_address: str | None = None  # --ray-address; None: a local Ray instance on 127.0.0.1
     #: --target KEY=VALUE (Ray node labels): every cell is measured once per target.
     targets: tuple[str, ...] = ()
+    profile_runs: int = 0  # --profile: inferences of each cell's profiled pass (0: off)
 
     def options_for(self, backend: str) -> dict[str, str]:
         return {key: value for name, key, value in self.backend_options if name == backend}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.backends.base import LoadSpec
+from bench.backends.base import LoadSpec, RawProfile
 from bench.checkjobs import CheckJob, CheckReply
 from bench.timing import Measurement, TimingPolicy
 
@@ -37,6 +37,16 @@ class TrialJob:
     cell_id: str
     policy: TimingPolicy
     end_to_end: bool = True
+
+
+@dataclass(frozen=True)
+class ProfileJob:
+    """`--profile`: after a loaded cell's last trial, `runs` inferences under the runtime's
+    own profiler, in a profiled twin of the session where profiling is a load-time setting.
+    Never mixed into the timed samples."""
+
+    cell_id: str
+    runs: int
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,15 @@ class TrialOutcome:
 
 
 @dataclass
+class ProfileOutcome:
+    """A profiled pass: the runtime's node times (None: the backend cannot profile) and the
+    pass's wall seconds, twin session included (the cost of `--profile`)."""
+
+    raw: RawProfile | None
+    wall_s: float
+
+
+@dataclass
 class UnloadOutcome:
     """What the worker can tell once the cell is closed."""
 
@@ -111,5 +130,8 @@ class ReferenceOutcome:
     outputs: list[dict[str, np.ndarray]] = field(default_factory=list)
 
 
-Job = LoadJob | TrialJob | UnloadJob | ReferenceJob | CheckJob  # parity checks: bench.checkjobs
-Reply = LoadOutcome | TrialOutcome | UnloadOutcome | ReferenceOutcome | Failure | CheckReply
+Job = (
+    LoadJob | TrialJob | ProfileJob | UnloadJob | ReferenceJob | CheckJob
+)  # parity checks: bench.checkjobs
+Reply = (LoadOutcome | TrialOutcome | ProfileOutcome | UnloadOutcome | ReferenceOutcome | Failure
+         | CheckReply)  # fmt: skip

@@ -25,6 +25,10 @@ MAX_TIMEOUT = 7 * 86_400.0
 MAX_SEED = 2**32 - 1
 #: `--requests` in flight in throughput mode (each holds its own inputs and outputs).
 MAX_REQUESTS = 256
+#: `--profile-runs`: profiled inferences per cell (each is recorded by the runtime's profiler).
+MAX_PROFILE_RUNS = 10_000
+#: `--profile-runs` when not given: enough to average out a node's jitter, cheap on the zoo.
+DEFAULT_PROFILE_RUNS = 20
 #: `--threads`: never more than this, whatever the machine.
 MAX_THREADS = 4096
 #: `--threads`: at most this many threads per core this process may use.

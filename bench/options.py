@@ -14,8 +14,10 @@ from bench.config import RunConfig, default_cache_dir
 from bench.configfile import read_config_file, run_defaults
 from bench.errors import BenchError
 from bench.limits import (
+    DEFAULT_PROFILE_RUNS,
     MAX_BATCH,
     MAX_ITERS,
+    MAX_PROFILE_RUNS,
     MAX_REQUESTS,
     MAX_SECONDS,
     MAX_SEED,
@@ -65,6 +67,20 @@ def check_numbers(args: argparse.Namespace) -> None:
         in_range("--requests", args.requests, 1, MAX_REQUESTS)
     for seed in _ints("--parity-seeds", args.parity_seeds):
         in_range("--parity-seeds", seed, 0, MAX_SEED)
+    runs = getattr(args, "profile_runs", None)
+    if runs is not None:
+        if not getattr(args, "profile", True):
+            raise BenchError("--profile-runs needs --profile (it sets how many inferences the "
+                             "profiled pass runs)")  # fmt: skip
+        in_range("--profile-runs", runs, 1, MAX_PROFILE_RUNS)
+
+
+def profile_runs(args: argparse.Namespace) -> int:
+    """Inferences of each cell's profiled pass: 0 without --profile."""
+    if not getattr(args, "profile", False):
+        return 0
+    runs = getattr(args, "profile_runs", None)
+    return DEFAULT_PROFILE_RUNS if runs is None else runs
 
 
 def check_saved_config(config: RunConfig) -> None:
@@ -76,6 +92,7 @@ def check_saved_config(config: RunConfig) -> None:
         min_iters=timing.min_iters, min_time=timing.min_time, max_time=timing.max_time,
         cell_timeout=config.cell_timeout, seed=config.seed, threads=config.threads,
         requests=config.requests, parity_seeds=",".join(map(str, config.parity_seeds)),
+        profile_runs=config.profile_runs or None,
     ))  # fmt: skip
     check_executor(config.executor, config.ray_address, list(config.targets))
     _cache_dir(config.cache_dir or None)
@@ -238,6 +255,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         executor=args.executor,
         ray_address=args.ray_address,
         targets=check_executor(args.executor, args.ray_address, args.target),
+        profile_runs=profile_runs(args),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.history.parser import add_history_parser
+from bench.limits import DEFAULT_PROFILE_RUNS
 from bench.record import BASELINE_BACKEND
 from bench.timing import TimingPolicy
 
@@ -137,6 +138,14 @@ def add_timing_flags(run: argparse.ArgumentParser) -> None:
                         "workload that tells machine drift from code changes")  # fmt: skip
     timing.add_argument("--no-end-to-end", action="store_true",
                         help="skip the end-to-end (host arrays in and out) latency")  # fmt: skip
+    timing.add_argument("--profile", action="store_true",
+                        help="after each cell's timed trials, a separate profiled pass: per-node "
+                        "times from the runtime's own profiler, op-type shares, findings and a "
+                        "trace (profiles/ in the run folder); the timed samples never include "
+                        "it")  # fmt: skip
+    timing.add_argument("--profile-runs", type=int, default=None, metavar="N",
+                        help="inferences of the profiled pass, averaged (default: "
+                        f"{DEFAULT_PROFILE_RUNS})")  # fmt: skip
     timing.add_argument("--cell-timeout", type=float, default=RUN.cell_timeout,
                         help="seconds one job of a cell (load, trial) may take before its "
                         "worker is killed (default: %(default)s)")  # fmt: skip

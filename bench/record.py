@@ -56,6 +56,7 @@ class CellRecord:
     warnings: list[str] = field(default_factory=list)
     parity: dict[str, Any] | None = None
     trial_group: int | None = None
+    profile: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from bench.errors import BenchError
 from bench.record import CLEAN_STATUSES, STATUSES, CellRecord, jsonable
 from bench.upgrade_parity import upgrade_parity
 from bench.validate import record_problem, restore_infinities
+from bench.validate_profile import profile_problem
 
 __all__ = ["CLEAN_STATUSES", "STATUSES", "ResultsWriter", "WriteFailed", "read_records",
            "upgrade_record", "write_atomic"]  # fmt: skip
@@ -102,7 +103,8 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     """Bring an older record to the current schema (fields it could not have had are None).
 
     v4 -> v5: `target`, `host` and `node_id` (who measured the cell; the Ray executor): None,
-    the run's host being env.json's.
+    the run's host being env.json's; `profile` (`--profile`: per-op-type times, top nodes and
+    findings) is null.
 
     v3 -> v4: parity explains itself (bench.upgrade_parity): `parity.verdicts`,
     `noise_floor`, `oracle`, `batch_consistency`, `attribution`, `divergence`; a v3 cell was
@@ -135,8 +137,9 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     if record["schema_version"] < 4:
         record["parity"] = upgrade_parity(record.get("parity"))
         record["schema_version"] = 4
-    if record["schema_version"] < 5:  # measured here, before targets and executors
+    if record["schema_version"] < 5:  # measured here, before targets, executors, profiles
         record.update(target=None, host=None, node_id=None, schema_version=5)
+        record.setdefault("profile", None)
     return record
 
 
@@ -163,7 +166,7 @@ def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, "no integer schema_version: not a bench record"
     if record.get("status") not in STATUSES:
         return None, f"status {record.get('status')!r}; valid: {', '.join(STATUSES)}"
-    problem = record_problem(record)
+    problem = record_problem(record) or profile_problem(record.get("profile"))
     if problem:
         return None, problem
     restore_infinities(record)

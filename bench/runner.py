@@ -23,6 +23,7 @@ from bench.jobs import PREPARE_ALLOWANCE_S, Failure, LoadJob, ReferenceJob, Refe
 from bench.judge import stability_warnings, timing_block
 from bench.models import display_name
 from bench.pool import WorkerLost
+from bench.profilepass import profile_block
 from bench.record import CellRecord
 from bench.results import TRIALS_FILE, ResultsWriter, TrialJournal
 from bench.schedule import Measured, Planned, Scheduler
@@ -44,6 +45,7 @@ class Runner:
         progress: Callable[[str], None] = print,
     ) -> None:
         self.config = config
+        self.run_dir = run_dir
         self.run_id = run_id
         self.progress = progress
         self.entries = {name: backend_entry(name) for name in config.backends}
@@ -147,7 +149,8 @@ class Runner:
                       [inputs for inputs, _ in pairs], self.config.mode, self.config.requests)  # fmt: skip
         self._pending[cell.cell_id] = (cell, fields, pairs)
         return Planned(cell.cell_id, cell.backend, job,
-                       getattr(backend_cls, "fresh_worker", False), cell.target)  # fmt: skip
+                       getattr(backend_cls, "fresh_worker", False), cell.target,
+                       self.config.profile_runs)  # fmt: skip
 
     def judge(self, measured: Measured) -> CellRecord:
         """The record of a measured cell: timing statistics, warnings, parity."""
@@ -191,6 +194,10 @@ class Runner:
         record.warnings = stability_warnings(block, self.governor)
         if measured.reloads:
             record.warnings.append(f"reloaded {measured.reloads}x after its worker was lost")
+        if measured.planned.profile_runs:  # --profile: the pass ran after the trials
+            unprofiled = block["center_us"] if record.latency else None
+            record.profile = profile_block(measured.profile, cell.cell_id, cell.precision,
+                                           record.device, unprofiled, self.run_dir)  # fmt: skip
         # both verdicts, batch consistency, attribution and divergence (bench.checks)
         self.checks.judge(record, cell, measured.planned.job, pairs, load.outputs)
         return record

@@ -24,6 +24,7 @@ from bench.jobs import (
     Failure,
     LoadJob,
     LoadOutcome,
+    ProfileOutcome,
     TrialJob,
     TrialOutcome,
     UnloadJob,
@@ -31,6 +32,7 @@ from bench.jobs import (
 )
 from bench.judge import Trial, is_contended
 from bench.pool import Worker, WorkerLost
+from bench.profilepass import profile_cell
 from bench.timing import TimingPolicy
 
 MEMORY_FLOOR = 0.15
@@ -45,6 +47,7 @@ class Planned:
     job: LoadJob
     fresh_worker: bool = False  # a worker of its own (torch.compile caches must not leak)
     target: str | None = None  # --target KEY=VALUE: the Ray nodes that may measure it
+    profile_runs: int = 0  # --profile: inferences of the profiled pass after the trials
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Measured:
     reloads: int = 0
     host: str | None = None  # the machine that measured it, when not this one (bench.rayexec)
     node_id: str | None = None  # its Ray node id
+    profile: ProfileOutcome | Failure | None = None
 
 
 def rmit_order(cell_ids: list[str], trials: int, rng: random.Random) -> list[str]:
@@ -275,6 +279,9 @@ class Scheduler:
     def _finish(self, measured: Measured, on_done: Callable[[Measured], None]) -> None:
         if measured.failure is None:
             self._unload(measured)
+            if measured.planned.profile_runs:
+                measured.profile = profile_cell(measured.planned, self.worker, self.forget,
+                                                self.cell_timeout, self.progress)  # fmt: skip
         mark_replaced(measured, self.policy.trials)
         on_done(measured)
 

@@ -30,6 +30,8 @@ from bench.jobs import (  # noqa: E402
     Job,
     LoadJob,
     LoadOutcome,
+    ProfileJob,
+    ProfileOutcome,
     ReferenceJob,
     ReferenceOutcome,
     Reply,
@@ -105,6 +107,13 @@ class CellHost:
             backend.bind(first_inputs)  # infer() rebinds; the next trial times run() again
         return outcome
 
+    def profile(self, job: ProfileJob) -> ProfileOutcome:
+        """The runtime's own profiler over the timed batch, after the cell's trials."""
+        backend, load = self.loaded[job.cell_id]
+        backend.bind(load.inputs[0])
+        raw, wall_s = seconds(lambda: backend.profile(job.runs))
+        return ProfileOutcome(raw, wall_s)
+
     def unload(self, job: UnloadJob) -> UnloadOutcome:
         backend, _ = self.loaded.pop(job.cell_id)
         self.trialled.discard(job.cell_id)
@@ -171,6 +180,8 @@ def handle(host: CellHost, job: Job) -> Reply:
             return host.trial(job)
         if isinstance(job, UnloadJob):
             return host.unload(job)
+        if isinstance(job, ProfileJob):
+            return host.profile(job)
         if isinstance(job, OutputsJob | DivergenceJob | EvaluatorJob):
             return run_check(job)
         return torch_reference(job) if job.model else reference_outputs(job)

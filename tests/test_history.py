@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bench import SCHEMA_VERSION
 from bench.cli import main
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -81,7 +82,7 @@ def test_add_holds_every_run_of_tests_data_and_adding_again_changes_nothing(
         assert list(conn.iterdump()) == before
     # the records kept are the upgraded ones, whole
     kept = rows(db, "SELECT schema_version, record_json FROM cells WHERE run_id = 'data_v1'")
-    assert {v for v, _ in kept} == {4}
+    assert {v for v, _ in kept} == {SCHEMA_VERSION}
     assert all(json.loads(r)["run_id"] == "data_v1" for _, r in kept)
     status, out, err = bench(capsys, "history", "list", "--db", str(db))
     assert status == 0 and "v3_default_threads" in out and str(DATA / "run_one_thread") in out

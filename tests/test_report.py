@@ -116,7 +116,11 @@ def test_report_html_is_self_contained(records, env) -> None:
 def test_older_schema_is_upgraded_and_newer_refused(tmp_path) -> None:
     old = read_records(DATA / "run_schema_v1")
     assert old and all(
-        r["schema_version"] == 5 and r["host"] is None and r["mode"] == "latency" for r in old
+        r["schema_version"] == 5
+        and r["host"] is None
+        and r["profile"] is None
+        and r["mode"] == "latency"
+        for r in old
     )
     assert all(
         r["kind"] == "cell" and r["latency"]["inference"]["interval_scope"] == "loop" for r in old
@@ -198,8 +202,19 @@ ALLOWED_IMPORTS = {
     "html": {"format"},
     "compare_report": {"format", "html"},
     "history_chart": {"format", "html"},
+    "compare_ops_report": {"format", "html", "compare_report"},
+    "profile_report": {"format", "fields", "html"},
     "notes": {"format", "ranking", "tables"},
-    "markdown": {"format", "fields", "frame", "ranking", "tables", "notes", "bugreport"},
+    "markdown": {
+        "format",
+        "fields",
+        "frame",
+        "ranking",
+        "tables",
+        "notes",
+        "bugreport",
+        "profile_report",
+    },
     "html_report": {
         "format",
         "fields",
@@ -210,6 +225,7 @@ ALLOWED_IMPORTS = {
         "html",
         "notes",
         "bugreport",
+        "profile_report",
     },
     "terminal": {"format", "fields", "frame", "tables", "notes"},
     "writer": {"frame", "charts", "markdown", "html_report"},

@@ -121,7 +121,8 @@ def comparison_chart(comparison: Comparison) -> go.Figure:
     return fig
 
 
-def html_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
+def html_comparison(comparison: Comparison, gate: list[str] | None = None, extra: str = "") -> str:
+    """compare.html; `extra` is HTML of further sections (the per-op-type one)."""
     sections = [f"<h1>bench compare: baseline {plain(comparison.baseline)}</h1>",
                 *(f"<p class='warn'><b>⚠ {esc(line)}</b></p>" for line in comparison.caveats),
                 f"<p>{esc(METHOD)}</p>",
@@ -138,6 +139,8 @@ def html_comparison(comparison: Comparison, gate: list[str] | None = None) -> st
             "<h2>Regression gate</h2>"
             + html_table(["reason"], [[g] for g in gate] or [["No regression."]])
         )
+    if extra:
+        sections.append(extra)
     return page("bench compare", sections, [comparison_chart(comparison)])
 
 

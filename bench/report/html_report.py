@@ -24,6 +24,7 @@ from bench.report.notes import (
     table_notes,
     warning_rows,
 )
+from bench.report.profile_report import html_profiles, profile_chart
 from bench.report.ranking import rank
 from bench.report.tables import accuracy_rows, latency_rows, row_classes
 
@@ -95,6 +96,10 @@ def html_report(
     problems = failure_lines(frame) + skip_lines(frame)
     if problems:
         sections.append("<h2>Failures and skips</h2>" + html_list(problems))
+    sections.append(html_profiles(records))
     sections.append(html_bug_reports(records, env))
     sections.append(env_section(env, records))
-    return page("bench report", sections, run_charts(frame, records))
+    chart = profile_chart(records)
+    return page(
+        "bench report", sections, [*run_charts(frame, records), *([chart] if chart else [])]
+    )

@@ -28,6 +28,7 @@ from bench.report.notes import (
     table_notes,
     warning_rows,
 )
+from bench.report.profile_report import markdown_profiles
 from bench.report.ranking import rank
 from bench.report.tables import accuracy_rows, compact_rows, latency_rows
 
@@ -60,6 +61,7 @@ def _short_part(
     if problems:
         parts += ["", "## Failures and skips", ""]
         parts += [f"- {md_text(line)}" for line in problems]
+    parts += markdown_profiles(records)
     parts += bug_reports(records, env)
     return parts
 
