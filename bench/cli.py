@@ -1,4 +1,4 @@
-"""Command line: `bench run`, `bench list`, `bench report`, `bench compare`, `bench cache`."""
+"""Command line: `bench run`, `list`, `report`, `compare`, `cache`, `explain`, `noise`, `merge`."""
 
 from __future__ import annotations
 
@@ -127,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             from bench.explain_cmd import cmd_explain
 
             return cmd_explain(Path(args.run_dir), [*args.cell_ids, *args.explain_cell])
+        if args.command == "merge":
+            from bench.merge import merge
+
+            for path in merge([Path(d) for d in args.shard_dirs], Path(args.out),
+                              args.allow_mixed_hardware, ["bench", *argv], args.png):  # fmt: skip
+                print(path)
+            return 0
         if args.command == "noise":
             from bench.noise import cmd_noise
 

@@ -44,6 +44,8 @@ class RunConfig:
     cpus: str | None = None  # "0,1": pin workers to these cores (sched_setaffinity)
     control: bool = True  # measure the control workload beside the cells
     explain_cells: tuple[str, ...] = ()  # --explain-cell: first divergence even when they pass
+    #: --shard I/N: (I, N), this run measures the I-th of N cost-balanced parts (bench.shard).
+    shard: tuple[int, int] | None = None
 
     def options_for(self, backend: str) -> dict[str, str]:
         return {key: value for name, key, value in self.backend_options if name == backend}
@@ -66,6 +68,8 @@ class RunConfig:
         for key in ("models", "backends", "opsets", "batch_sizes", "precisions", "parity_seeds"):
             values[key] = tuple(values[key])
         values["explain_cells"] = tuple(values.get("explain_cells", ()))
+        shard = values.get("shard")
+        values["shard"] = tuple(shard) if shard is not None else None
         values["backend_options"] = tuple(tuple(o) for o in values["backend_options"])
         values["int_ranges"] = tuple(tuple(r) for r in values.get("int_ranges", ()))
         values["tolerance_overrides"] = tuple(

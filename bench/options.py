@@ -162,6 +162,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     from bench.models import resolve_model, with_int_ranges
     from bench.models.checks import ModelProblem, check_spec
     from bench.models.spec import PRECISIONS
+    from bench.shard import parse_shard
     from bench.timing import TimingPolicy
 
     check_numbers(args)
@@ -229,6 +230,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cpus=_cpus(args.cpus),
         control=not args.no_control,
         explain_cells=tuple(dict.fromkeys(getattr(args, "explain_cell", None) or ())),
+        shard=parse_shard(args.shard) if getattr(args, "shard", None) else None,
     )
 
 

@@ -53,6 +53,7 @@ class CellRecord:
     warnings: list[str] = field(default_factory=list)
     parity: dict[str, Any] | None = None
     trial_group: int | None = None
+    host: str | None = None  # the machine that measured it; set as the record is written
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

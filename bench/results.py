@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ class ResultsWriter:
         self._fd = open_append(self.path)
 
     def append(self, record: CellRecord) -> None:
+        if record.host is None:
+            record.host = socket.gethostname()
         line = json.dumps(record.to_json(), allow_nan=False) + "\n"
         append_whole(self._fd, self.path, line.encode("utf-8"))
 
@@ -101,6 +104,7 @@ class TrialJournal:
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     """Bring an older record to the current schema (fields it could not have had are None).
 
+    v4 -> v5: `host`, the machine that measured the record (kept through `bench merge`).
     v3 -> v4: parity explains itself (bench.upgrade_parity): `parity.verdicts`,
     `noise_floor`, `oracle`, `batch_consistency`, `attribution`, `divergence`; a v3 cell was
     judged by allclose alone, and says so.
@@ -132,6 +136,9 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     if record["schema_version"] < 4:
         record["parity"] = upgrade_parity(record.get("parity"))
         record["schema_version"] = 4
+    if record["schema_version"] < 5:
+        record.setdefault("host", None)
+        record["schema_version"] = 5
     return record
 
 

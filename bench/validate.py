@@ -130,6 +130,7 @@ _TOP: dict[str, Check] = {
             "traceback",
             "reference",
             "twin",
+            "host",
         )
     },
     **{k: integer for k in ("opset_requested", "opset_actual", "trial_group")},

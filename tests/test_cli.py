@@ -54,7 +54,7 @@ def test_every_cell_has_a_record_and_ort_cuda_is_skipped_with_reason(sweep) -> N
     records = _cells(out)
     # ort-cpu, ort-cuda, openvino: 2 opsets x 2 batches each; torch: 2 batches.
     assert len(records) == 3 * 4 + 2
-    assert all(r["schema_version"] == 4 for r in records)
+    assert all(r["schema_version"] == 5 for r in records)
     by_backend: dict[str, list[dict]] = {}
     for r in records:
         by_backend.setdefault(r["backend"], []).append(r)

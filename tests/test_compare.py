@@ -193,4 +193,4 @@ def test_newer_schema_run_is_refused_by_compare(tmp_path, bench_env) -> None:
     proc = subprocess.run([sys.executable, "-m", "bench", "compare", str(DATA / "run_one_thread"), str(newer)],
                           capture_output=True, text=True, env=bench_env)  # fmt: skip
     assert proc.returncode == 2
-    assert "schema_version 99; this bench reads versions up to 4: upgrade bench" in proc.stderr
+    assert "schema_version 99; this bench reads versions up to 5: upgrade bench" in proc.stderr

@@ -39,7 +39,7 @@ def test_record_validates_and_serialises() -> None:
     record = CellRecord(run_id="r", cell_id="c", model="m", backend="b", device="cpu",
                         status="ok", latency={"inference": {"center_us": math.inf}})  # fmt: skip
     data = record.to_json()
-    assert data["latency"]["inference"]["center_us"] == "inf" and data["schema_version"] == 4
+    assert data["latency"]["inference"]["center_us"] == "inf" and data["schema_version"] == 5
     assert CellRecord.from_json(data).cell_id == "c"
     with pytest.raises(ValueError, match="status 'fine'; valid: ok"):
         CellRecord(run_id="r", cell_id="c", model="m", backend="b", device="cpu", status="fine")

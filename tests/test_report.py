@@ -115,7 +115,9 @@ def test_report_html_is_self_contained(records, env) -> None:
 
 def test_older_schema_is_upgraded_and_newer_refused(tmp_path) -> None:
     old = read_records(DATA / "run_schema_v1")
-    assert old and all(r["schema_version"] == 4 and r["mode"] == "latency" for r in old)
+    assert old and all(
+        r["schema_version"] == 5 and r["mode"] == "latency" and r["host"] is None for r in old
+    )
     assert all(
         r["kind"] == "cell" and r["latency"]["inference"]["interval_scope"] == "loop" for r in old
     )
@@ -131,7 +133,7 @@ def test_older_schema_is_upgraded_and_newer_refused(tmp_path) -> None:
     line = json.loads((RUN / "results.jsonl").read_text().splitlines()[0])
     line["schema_version"] = 99
     (newer / "results.jsonl").write_text(json.dumps(line) + "\n")
-    with pytest.raises(BenchError, match="schema_version 99; this bench reads versions up to 4"):
+    with pytest.raises(BenchError, match="schema_version 99; this bench reads versions up to 5"):
         read_records(newer)
 
 
