@@ -22,7 +22,7 @@ from bench.config import RunConfig
 from bench.diskio import WriteFailed, write_atomic
 from bench.errors import BenchError
 from bench.lock import run_in_progress
-from bench.machines import differences, label, profile_key
+from bench.machines import differences, label, profile, profile_key
 from bench.record import jsonable
 from bench.results import ENV_FILE, RESULTS_FILE, RUN_FILE, latest_records, read_json, scan_records
 from bench.shard import LOCAL_KEYS, assign, sweep_id
@@ -173,7 +173,8 @@ def machine_groups(shards: list[ShardFolder], allow_mixed: bool) -> list[dict[st
     for number, group in enumerate(members, 1):
         hosts = list(dict.fromkeys(str(s.env.get("host")) for s in group))
         out.append({"label": label(group[0].env, hosts, number), "hosts": hosts,
-                    "folders": [str(s.path) for s in group]})  # fmt: skip
+                    "folders": [str(s.path) for s in group], "run_ids": [s.run_id for s in group],
+                    "profile": profile(group[0].env)})  # fmt: skip
     return out
 
 

@@ -211,7 +211,8 @@ ALLOWED_IMPORTS = {
         "bugreport",
     },
     "terminal": {"format", "fields", "frame", "tables", "notes"},
-    "writer": {"frame", "charts", "markdown", "html_report"},
+    "machines": {"format", "html", "markdown", "html_report"},
+    "writer": {"frame", "charts", "markdown", "html_report", "machines"},
     "__init__": {"frame", "terminal", "writer"},
 }
 
