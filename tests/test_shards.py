@@ -46,10 +46,19 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _wait_all(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, (out[-2000:], err[-2000:])
+def _run_jobs(jobs: list[tuple[list[str], dict[str, str], Path]], logs: Path, cap: int = 6) -> None:
+    """Run every job (argv, env, cwd) as a local process, at most `cap` at once; all must pass."""
+    logs.mkdir(parents=True, exist_ok=True)
+    pending, running = list(enumerate(jobs)), []
+    while pending or running:
+        while pending and len(running) < cap:
+            number, (argv, env, cwd) = pending.pop(0)
+            log = logs / f"job-{number}.log"
+            with log.open("w") as sink:
+                running.append((subprocess.Popen(argv, env=env, cwd=cwd, stdout=sink,
+                                                 stderr=subprocess.STDOUT), log))  # fmt: skip
+        proc, log = running.pop(0)
+        assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
 
 
 def _verdicts(run_dir: Path) -> dict[str, tuple]:
@@ -65,21 +74,42 @@ def _verdicts(run_dir: Path) -> dict[str, tuple]:
             for r in cells}  # fmt: skip
 
 
+def _workflow() -> dict:
+    return yaml.safe_load((RECIPES / "github-actions.yml").read_text())
+
+
+def _indexed_jobs() -> list[dict]:
+    return list(yaml.safe_load_all((RECIPES / "k8s-indexed-job.yaml").read_text()))
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The sweep run whole, and as the Slurm recipe's three array tasks, all at once."""
+    """The sweep run whole, and as the shards each recipe would start (the Slurm array's
+    tasks, the GitHub Actions matrix's jobs, the Indexed Job's pods), all as local processes."""
     root = tmp_path_factory.mktemp("sweep")
-    whole = root / "whole"
-    procs = [subprocess.Popen([sys.executable, "-m", "bench", "run", *shlex.split(SWEEP),
-                               "--out", str(whole)], env=_env(), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)]  # fmt: skip
-    results = root / "slurm"
+    jobs = [([sys.executable, "-m", "bench", "run", *shlex.split(SWEEP), "--out",
+              str(root / "whole")], _env(), root)]  # fmt: skip
     for task in (1, 2, 3):
-        env = _env(SLURM_ARRAY_TASK_ID=str(task), SLURM_ARRAY_TASK_COUNT="3", RESULTS=str(results))
-        procs.append(subprocess.Popen(["bash", str(RECIPES / "slurm-array.sh")], env=env,
-                                      text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE))  # fmt: skip
-    _wait_all(procs)
-    return {"whole": whole, "slurm": results}
+        env = _env(SLURM_ARRAY_TASK_ID=str(task), SLURM_ARRAY_TASK_COUNT="3",
+                   RESULTS=str(root / "slurm"))  # fmt: skip
+        jobs.append((["bash", str(RECIPES / "slurm-array.sh")], env, root))
+    workflow = _workflow()
+    step = next(s for s in workflow["jobs"]["shard"]["steps"] if "--shard" in s.get("run", ""))
+    (root / "gha").mkdir()
+    env = _env(SHARDS=workflow["env"]["SHARDS"], RESULTS="results")
+    for i in workflow["jobs"]["shard"]["strategy"]["matrix"]["shard"]:
+        command = step["run"].replace("${{ matrix.shard }}", str(i))
+        jobs.append((["bash", "-c", command], env, root / "gha"))
+    spec = _indexed_jobs()[0]["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    env = _env(**{e["name"]: e["value"] for e in container["env"]})
+    env.update(BENCH_SWEEP=SWEEP, RESULTS=str(root / "k8s"))
+    for index in range(spec["completions"]):
+        jobs.append((["bash", "-c", container["args"][0]],
+                     {**env, "JOB_COMPLETION_INDEX": str(index)}, root))  # fmt: skip
+    _run_jobs(jobs, root / "logs")
+    return {"whole": root / "whole", "slurm": root / "slurm", "gha": root / "gha",
+            "k8s": root / "k8s"}  # fmt: skip
 
 
 # -- the shard assignment ------------------------------------------------------------------
@@ -172,47 +202,33 @@ def test_slurm_recipe_merges_into_the_whole_run(sweep) -> None:
     assert all(r["host"] and r["schema_version"] == 5 for r in read_records(merged))
 
 
-def _run_shards(commands: list[str], env: dict[str, str], cwd: Path) -> None:
-    _wait_all([subprocess.Popen(["bash", "-c", command], env=env, cwd=cwd, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for command in commands])  # fmt: skip
-
-
 def test_github_actions_recipe_merges_into_the_whole_run(sweep, tmp_path) -> None:
-    workflow = yaml.safe_load((RECIPES / "github-actions.yml").read_text())
+    workflow = _workflow()
     shards = workflow["jobs"]["shard"]["strategy"]["matrix"]["shard"]
     assert shards == list(range(1, int(workflow["env"]["SHARDS"]) + 1))
     assert workflow["jobs"]["merge"]["needs"] == "shard"
-    step = next(s for s in workflow["jobs"]["shard"]["steps"] if "--shard" in s.get("run", ""))
-    env = _env(SHARDS=workflow["env"]["SHARDS"], RESULTS="results")
-    _run_shards([step["run"].replace("${{ matrix.shard }}", str(i)) for i in shards], env, tmp_path)
     for i in shards:  # what actions/download-artifact lays out: shards/<artifact name>/
-        (tmp_path / "shards").mkdir(exist_ok=True)
-        shutil.move(tmp_path / "results" / f"shard-{i}", tmp_path / "shards" / f"shard-{i}")
-    merge = next(
-        s["run"] for s in workflow["jobs"]["merge"]["steps"] if "bench merge" in s.get("run", "")
-    )
+        shutil.copytree(sweep["gha"] / "results" / f"shard-{i}", tmp_path / "shards" / f"shard-{i}")
+    steps = workflow["jobs"]["merge"]["steps"]
+    merge = next(s["run"] for s in steps if "bench merge" in s.get("run", ""))
+    env = _env(RESULTS="results")
     subprocess.run(["bash", "-c", merge], env=env, cwd=tmp_path, check=True, capture_output=True)
     assert _verdicts(tmp_path / "results" / "merged") == _verdicts(sweep["whole"])
 
 
-def test_kubernetes_recipe_merges_into_the_whole_run(sweep, tmp_path) -> None:
-    shards_job, merge_job = yaml.safe_load_all((RECIPES / "k8s-indexed-job.yaml").read_text())
+def test_kubernetes_recipe_merges_into_the_whole_run(sweep) -> None:
+    shards_job, merge_job = _indexed_jobs()
     spec = shards_job["spec"]
     assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"]
     container = spec["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert int(env["SHARDS"]) == spec["completions"]
-    script = container["command"][-1:] == ["-c"] and container["args"][0]
-    assert script and "JOB_COMPLETION_INDEX + 1" in script
-    local = _env(SHARDS=env["SHARDS"], RESULTS=str(tmp_path))
-    _wait_all([subprocess.Popen(["bash", "-c", script], text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE,
-                                env={**local, "JOB_COMPLETION_INDEX": str(index)})
-               for index in range(spec["completions"])])  # fmt: skip
+    assert int(env["SHARDS"]) == spec["completions"] and container["command"] == ["bash", "-c"]
+    assert "JOB_COMPLETION_INDEX + 1" in container["args"][0]
+    assert sorted(p.name for p in sweep["k8s"].iterdir()) == ["shard-1", "shard-2", "shard-3"]
     merge = merge_job["spec"]["template"]["spec"]["containers"][0]["args"][0]
-    subprocess.run(["bash", "-c", merge], env=local, check=True, capture_output=True)
-    assert _verdicts(tmp_path / "merged") == _verdicts(sweep["whole"])
+    subprocess.run(["bash", "-c", merge], env=_env(RESULTS=str(sweep["k8s"])), check=True,
+                   capture_output=True)  # fmt: skip
+    assert _verdicts(sweep["k8s"] / "merged") == _verdicts(sweep["whole"])
 
 
 def test_a_shard_killed_mid_run_resumes_and_merges_with_nothing_lost_or_doubled(
@@ -255,11 +271,12 @@ def _copy(sweep: dict[str, Path], tmp_path: Path) -> list[Path]:
 
 
 def _refused(args: list[str], capsys, out: Path, *needles: str) -> None:
+    before = sorted(out.rglob("*")) if out.exists() else None
     assert main(["merge", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("bench: error: merge") and "\n" not in err, err
     assert all(n in err for n in needles), err
-    assert not (out / "results.jsonl").exists()
+    assert (sorted(out.rglob("*")) if out.exists() else None) == before  # nothing written
 
 
 def _edit(path: Path, change) -> None:
