@@ -290,6 +290,9 @@ def test_hostile_merges_are_one_line_and_write_nothing(sweep, tmp_path, capsys) 
     out = tmp_path / "out"
     _refused([str(s1), str(s2)], capsys, out, "have no record", "3/3 not given")
     _refused([str(s1), str(s2), str(s1)], capsys, out, "given twice")
+    proc = subprocess.run([sys.executable, "-m", "bench", "merge", str(s1), str(s1), "--out",
+                           str(out)], capture_output=True, text=True, env=_env())  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "given twice" in proc.stderr
     _refused([str(s1), str(s2), str(s3)], capsys, s2, "one of the shard folders")
     assert not out.exists()
     other = tmp_path / "other"  # a shard of another sweep: its config differs in seed
