@@ -358,17 +358,21 @@ def test_mixed_hardware_is_refused_unless_allowed_then_grouped_by_machine(
     assert env["merged"]["mixed_hardware"] and len(env["merged"]["machines"]) == 2
 
 
-def test_an_empty_shard_says_so_and_leaves_a_valid_folder(tmp_path) -> None:
-    out = tmp_path / "empty"
-    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--models", "simple_cnn",
-                           "--backends", "ort-cpu", "--no-baseline", "--opsets", "18",
-                           "--batch-sizes", "1", "--shard", "2/2", "--out", str(out)],
-                          capture_output=True, text=True, env=_env())  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "shard 2/2 holds no cells (the grid has 1 cells for 2 shards)" in proc.stdout
-    assert (out / "results.jsonl").read_text() == ""
-    assert "No cells were run." in (out / "report.md").read_text()
-    assert json.loads((out / "run.json").read_text())["sweep"]["shard"] == 2
+def test_an_empty_shard_says_so_leaves_a_valid_folder_and_merges(tmp_path) -> None:
+    grid = ["--models", "simple_cnn", "--backends", "ort-cpu", "--no-baseline", "--opsets", "18",
+            "--batch-sizes", "1", "--no-control", *FAST_TIMING]  # fmt: skip
+    procs = {i: subprocess.run([sys.executable, "-m", "bench", "run", *grid, "--shard", f"{i}/2",
+                                "--out", str(tmp_path / f"s{i}")],
+                               capture_output=True, text=True, env=_env())
+             for i in (1, 2)}  # fmt: skip
+    assert all(p.returncode == 0 for p in procs.values()), procs[2].stderr
+    assert "shard 2/2 holds no cells (the grid has 1 cells for 2 shards)" in procs[2].stdout
+    empty = tmp_path / "s2"
+    assert (empty / "results.jsonl").read_text() == ""
+    assert "No cells were run." in (empty / "report.md").read_text()
+    assert json.loads((empty / "run.json").read_text())["sweep"]["shard"] == 2
+    assert main(["merge", str(tmp_path / "s1"), str(empty), "--out", str(tmp_path / "m")]) == 0
+    assert _verdicts(tmp_path / "m") == _verdicts(tmp_path / "s1") and len(_verdicts(empty)) == 0
 
 
 def test_a_host_name_alone_is_not_other_hardware(sweep, tmp_path, capsys) -> None:
