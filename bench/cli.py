@@ -1,5 +1,5 @@
-"""Command line: `bench run`, `bench list`, `bench report`, `bench compare`, `bench cache`,
-`bench history`."""
+"""Command line: `bench run`, `list`, `report`, `compare`, `cache`, `explain`, `noise`, `merge`,
+`history`."""
 
 from __future__ import annotations
 
@@ -139,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             from bench.history.cmd import cmd_history
 
             return cmd_history(args)
+        if args.command == "merge":
+            from bench.merge import merge
+
+            for path in merge([Path(d) for d in args.shard_dirs], Path(args.out),
+                              args.allow_mixed_hardware, ["bench", *argv], args.png):  # fmt: skip
+                print(path)
+            return 0
         if args.command == "noise":
             from bench.noise import cmd_noise
 

@@ -49,6 +49,8 @@ class RunConfig:
     #: --target KEY=VALUE (Ray node labels): every cell is measured once per target.
     targets: tuple[str, ...] = ()
     profile_runs: int = 0  # --profile: inferences of each cell's profiled pass (0: off)
+    #: --shard I/N: (I, N), this run measures the I-th of N cost-balanced parts (bench.shard).
+    shard: tuple[int, int] | None = None
 
     def options_for(self, backend: str) -> dict[str, str]:
         return {key: value for name, key, value in self.backend_options if name == backend}
@@ -72,6 +74,8 @@ class RunConfig:
             values[key] = tuple(values[key])
         values["explain_cells"] = tuple(values.get("explain_cells", ()))
         values["targets"] = tuple(values.get("targets", ()))
+        shard = values.get("shard")
+        values["shard"] = tuple(shard) if shard is not None else None
         values["backend_options"] = tuple(tuple(o) for o in values["backend_options"])
         values["int_ranges"] = tuple(tuple(r) for r in values.get("int_ranges", ()))
         values["tolerance_overrides"] = tuple(

@@ -181,6 +181,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     from bench.models import resolve_model, with_int_ranges
     from bench.models.checks import ModelProblem, check_spec
     from bench.models.spec import PRECISIONS
+    from bench.shard import parse_shard
     from bench.timing import TimingPolicy
 
     check_numbers(args)
@@ -256,6 +257,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         ray_address=args.ray_address,
         targets=check_executor(args.executor, args.ray_address, args.target),
         profile_runs=profile_runs(args),
+        shard=parse_shard(args.shard) if getattr(args, "shard", None) else None,
     )
 
 

@@ -180,6 +180,9 @@ def add_output_flags(run: argparse.ArgumentParser) -> None:
                         help="with --resume: also run again the cells that did not pass")  # fmt: skip
     output.add_argument("--png", action="store_true",
                         help="also write static PNG charts (png extra and chromium)")  # fmt: skip
+    output.add_argument("--shard", default=None, metavar="I/N", help="measure only the I-th "
+                        "of N parts of the grid, balanced by expected cost (join the parts "
+                        "with bench merge)")  # fmt: skip
 
 
 def add_executor_flags(run: argparse.ArgumentParser) -> None:
@@ -255,6 +258,14 @@ def build_parser() -> tuple[OneLineParser, FlagParser]:
     noise.add_argument("--out", default=None, help="run folder of the experiment")
     add_cache_parser(sub)
     add_history_parser(sub)
+    merge = sub.add_parser("merge", help="join the shard folders of one sweep into one run "
+                           "folder and rebuild its reports")  # fmt: skip
+    merge.add_argument("shard_dirs", nargs="+", metavar="DIR", help="shard run folders "
+                       "(bench run --shard I/N), every shard of the sweep once")  # fmt: skip
+    merge.add_argument("--out", required=True, help="the merged run folder (new or empty)")
+    merge.add_argument("--allow-mixed-hardware", action="store_true", help="merge shards "
+                       "measured on different machines; the report groups by machine")  # fmt: skip
+    merge.add_argument("--png", action="store_true", help="also write static PNG charts")
     return parser, run
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,8 @@ class ResultsWriter:
         self._fd = open_append(self.path)
 
     def append(self, record: CellRecord) -> None:
+        if record.host is None:
+            record.host = socket.gethostname()
         line = json.dumps(record.to_json(), allow_nan=False) + "\n"
         append_whole(self._fd, self.path, line.encode("utf-8"))
 
@@ -102,9 +105,9 @@ class TrialJournal:
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     """Bring an older record to the current schema (fields it could not have had are None).
 
-    v4 -> v5: `target`, `host` and `node_id` (who measured the cell; the Ray executor): None,
-    the run's host being env.json's; `profile` (`--profile`: per-op-type times, top nodes and
-    findings) is null.
+    v4 -> v5: `target`, `host` and `node_id` (who measured the cell: the Ray executor, shards
+    kept through `bench merge`): None, the run's host being env.json's; `profile` (`--profile`:
+    per-op-type times, top nodes and findings) is null.
 
     v3 -> v4: parity explains itself (bench.upgrade_parity): `parity.verdicts`,
     `noise_floor`, `oracle`, `batch_consistency`, `attribution`, `divergence`; a v3 cell was

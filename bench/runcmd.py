@@ -67,11 +67,23 @@ def _claim(
     config = config_from_args(args)
     run_dir, run_id, lock = new_run_dir(args.out, command)
     try:
-        write_json(run_dir / RUN_FILE, {"run_id": run_id, "config": config.to_record()})
+        write_json(run_dir / RUN_FILE, run_file(run_id, config))
     except WriteFailed as exc:
         lock.release()
         raise BenchError(f"--out: {exc}; nothing was measured") from None
     return run_dir, config, run_id, collect_env(command, config.cpus), set(), lock
+
+
+def run_file(run_id: str, config: RunConfig) -> dict:
+    """run.json: the run id and configuration; a shard also names its sweep and place."""
+    saved = config.to_record()
+    data: dict = {"run_id": run_id, "config": saved}
+    if config.shard is not None:
+        from bench.shard import sweep_id
+
+        index, count = config.shard
+        data["sweep"] = {"id": sweep_id(saved), "shard": index, "shards": count}
+    return data
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser) -> int:
@@ -113,6 +125,13 @@ def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
         if config.control:
             finished -= control_ids(config.targets)  # measured again with the cells to run
         cells = [c for c in all_cells if c.cell_id not in finished]
+        if config.shard is not None and not all_cells:  # more shards than cells
+            index, count = config.shard
+            print(f"bench: shard {index}/{count} holds no cells (the grid has "
+                  f"{len(runner.cells(whole=True))} cells for {count} shards); nothing to "
+                  f"measure, the folder records an empty shard: {run_dir}")  # fmt: skip
+            ResultsWriter(run_dir).close()
+            return _finish(run_dir, env, args, 0, False, "")
         print(f"bench: {len(cells)} cells -> {run_dir}"
               + (f" ({len(all_cells) - len(cells)} already done)" if finished else ""))  # fmt: skip
         resume = f"bench run --resume {run_dir}"

@@ -27,6 +27,7 @@ from bench.profilepass import profile_block
 from bench.record import CellRecord
 from bench.results import TRIALS_FILE, ResultsWriter, TrialJournal
 from bench.schedule import Measured, Planned, Scheduler
+from bench.shard import assign, cell_cost, input_elements
 from bench.stop import StopRequest
 from bench.timing import now
 
@@ -68,8 +69,9 @@ class Runner:
         #: Planned cells awaiting their measurement: the cell, its record fields, references.
         self._pending: dict[str, tuple[Cell, dict[str, object], list]] = {}
 
-    def cells(self, twins: tuple[str, ...] = ()) -> list[Cell]:
-        """The grid; with `twins`, every cell once per twin label (`bench noise`)."""
+    def cells(self, twins: tuple[str, ...] = (), whole: bool = False) -> list[Cell]:
+        """The grid, or this run's shard of it unless `whole`; with `twins`, every cell once
+        per twin label (`bench noise`)."""
         specs = {m: self.artifacts.spec(m) for m in self.config.models}
         dims = {m: s.dynamic_dims() for m, s in specs.items()}
         files = frozenset(m for m, s in specs.items() if s.onnx_path)
@@ -82,7 +84,17 @@ class Runner:
         grid = expand_grid(self.config, consumes, dims, files, names)
         if self.config.targets:  # each cell once per hardware target (bench.rayexec)
             grid = [Cell(**{**c.__dict__, "target": t}) for c in grid for t in self.config.targets]
+        if self.config.shard is not None and not whole:
+            index, count = self.config.shard
+            grid = assign(grid, self.expected_cost, count)[index - 1]
         return [Cell(**{**c.__dict__, "twin": t}) for c in grid for t in twins] if twins else grid
+
+    def expected_cost(self, cell: Cell) -> int:
+        """The cell's expected milliseconds, as `bench.shard` balances shards by."""
+        spec, cls = self.artifacts.spec(cell.model), self.classes[cell.backend]
+        runs = cell.precision in cls.precisions and spec.fixed_batch() in (None, cell.batch_size)
+        return cell_cost(input_elements(spec, cell), cls.consumes, self.config.timing,
+                         self.config.end_to_end and self.config.mode == "latency", runs)  # fmt: skip
 
     def _reference_in_worker(self, job: ReferenceJob) -> ReferenceOutcome:
         try:

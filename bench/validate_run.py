@@ -66,6 +66,15 @@ _CONFIG: dict[str, Check] = {
     "timing": lambda v: isinstance(v, dict) and all(finite(x) for x in v.values()),
     "dims": _list_of(_pair(lambda v: isinstance(v, str), _list_of(integer))),
     "file_dims": _list_of(_pair(lambda v: isinstance(v, str), integer)),
+    "shard": lambda v: (
+        v is None
+        or (
+            _pair(integer, integer)(v)
+            and v[0] is not None
+            and v[1] is not None
+            and 1 <= v[0] <= v[1]
+        )
+    ),
     "backend_options": _list_of(
         lambda v: isinstance(v, list) and len(v) == 3 and all(isinstance(x, str) for x in v)
     ),

@@ -228,7 +228,8 @@ ALLOWED_IMPORTS = {
         "profile_report",
     },
     "terminal": {"format", "fields", "frame", "tables", "notes"},
-    "writer": {"frame", "charts", "markdown", "html_report"},
+    "machines": {"format", "html", "markdown", "html_report"},
+    "writer": {"frame", "charts", "markdown", "html_report", "machines"},
     "__init__": {"frame", "terminal", "writer"},
 }
 

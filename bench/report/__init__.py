@@ -5,7 +5,8 @@ format (the leaf: labels, numbers, escaping, the Markdown table) -> fields (a re
 fields, old and new), explained (a record's parity explanation as columns), bugreport (a
 failed cell as a bug report) -> frame (summary_frame), ranking (rankings that admit ties) ->
 tables (cell table rows), charts, html (page building blocks) -> notes (headline, failure,
-skip and warning lines, environment) -> markdown, html_report, terminal -> writer.
+skip and warning lines, environment) -> markdown, html_report, terminal -> machines (a
+merge of several machines' shards, one section each) -> writer.
 compare_report uses format and html only.
 """
 

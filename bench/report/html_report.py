@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 
 from bench.report import fields
 from bench.report.bugreport import html_bug_reports
@@ -61,11 +62,20 @@ def html_report(
     records: Sequence[dict[str, Any]], env: dict[str, Any], caveats: Sequence[str] = ()
 ) -> str:
     """report.html for one run; `caveats` (unreadable records, a damaged env.json) lead it."""
-    frame = summary_frame(records)
     sections = ["<h1>bench report</h1>"]
     sections += [f"<p class='warn'><b>⚠ {esc(line)}</b></p>" for line in caveats]
+    body, figures = html_parts(records, env)
+    return page("bench report", [*sections, *body], figures)
+
+
+def html_parts(
+    records: Sequence[dict[str, Any]], env: dict[str, Any]
+) -> tuple[list[str], list[go.Figure]]:
+    """The sections and charts of one run's (or one machine's) records."""
+    frame = summary_frame(records)
+    sections: list[str] = []
     if frame.empty:
-        return page("bench report", [*sections, "<p>No cells were run.</p>"], [])
+        return ["<p>No cells were run.</p>"], []
     ok, status = status_line(frame)
     sections.append(f"<p class='{'' if ok else 'fail'}'><b>{esc(status)}</b></p>")
     resolution = resolution_line(records)
@@ -100,6 +110,4 @@ def html_report(
     sections.append(html_bug_reports(records, env))
     sections.append(env_section(env, records))
     chart = profile_chart(records)
-    return page(
-        "bench report", sections, [*run_charts(frame, records), *([chart] if chart else [])]
-    )
+    return sections, [*run_charts(frame, records), *([chart] if chart else [])]

@@ -15,6 +15,7 @@ from bench.diskio import WriteFailed, write_atomic
 from bench.report.charts import png_images, run_charts
 from bench.report.frame import summary_frame
 from bench.report.html_report import html_report
+from bench.report.machines import grouped_html, grouped_markdown, machine_groups
 from bench.report.markdown import markdown_report
 
 
@@ -28,10 +29,15 @@ def write_reports(
     """Write summary.csv, report.md, report.html (and charts/*.png) into `run_dir`;
     `caveats` are lines about the folder itself (unreadable records, env.json damaged)."""
     frame = summary_frame(records)
+    groups = machine_groups(records, env)  # a merge of shards from several machines
+    markdown = (
+        grouped_markdown(groups, caveats) if groups else markdown_report(records, env, caveats)
+    )
+    html = grouped_html(groups, caveats) if groups else html_report(records, env, caveats)
     files = {
         run_dir / "summary.csv": frame.to_csv(index=False).encode("utf-8"),
-        run_dir / "report.md": markdown_report(records, env, caveats).encode("utf-8"),
-        run_dir / "report.html": html_report(records, env, caveats).encode("utf-8"),
+        run_dir / "report.md": markdown.encode("utf-8"),
+        run_dir / "report.html": html.encode("utf-8"),
     }
     if png:
         charts = run_dir / "charts"
