@@ -5,8 +5,6 @@ The Python API (`bench.run`, `bench.load`, `bench.compare`, `bench.RunResult`,
 process imports it (no torch, runtime or pandas)."""
 
 import importlib
-import sys
-import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -26,17 +24,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_API, "BenchError"])
-
-
-class _Package(types.ModuleType):
-    """Keeps `bench.compare` the API's function. Importing the submodule bench.compare (every
-    `from bench.compare import ...` does) would set it as the package's attribute; it stays
-    in sys.modules instead, where `from bench.compare import ...` finds it."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _API and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

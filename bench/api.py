@@ -114,8 +114,8 @@ def compare(*run_dirs: StrPath, baseline: StrPath | None = None,
     """Compare runs with the baseline (default: the first) cell by cell, as `bench compare`:
     one row per cell and other run, with the ratio, its interval, the p-value and the verdict.
     `attrs` holds the environment differences and the control workload's basis per run."""
-    from bench.compare import JOIN_KEYS, Run
-    from bench.compare import compare as compare_runs
+    from bench.comparison import JOIN_KEYS, Run
+    from bench.comparison import compare as compare_runs
 
     if normalize not in ("auto", "control", "none"):
         raise BenchError(f"normalize: {normalize!r}; valid: auto, control, none")

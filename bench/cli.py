@@ -56,8 +56,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import Run, compare, regressions
     from bench.compare_ops import op_type_changes
+    from bench.comparison import Run, compare, regressions
     from bench.report.compare_ops_report import html_ops, markdown_ops, terminal_ops
     from bench.report.compare_report import (
         html_comparison,

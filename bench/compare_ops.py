@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.compare import Run, _key
+from bench.comparison import Run, _key
 
 #: A ratio beyond 1.25 (or below 1/1.25) counts as a change in one profiled pass.
 CHANGE = 1.25

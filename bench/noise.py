@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.compare import ALPHA, POWER, verdict
+from bench.comparison import ALPHA, POWER, verdict
 from bench.stats import ratio_test
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.compare import Run, compare, regressions
+from bench.comparison import Run, compare, regressions
 from bench.results import read_json, read_records
 
 SWEEP = ["--models", "simple_cnn", "--backends", "ort-cpu,openvino"]

@@ -155,9 +155,9 @@ def test_two_new_runs_join_tests_data_in_the_history(
 
 
 def test_bench_compare_stays_the_api_function_after_the_module_is_imported() -> None:
-    from bench.compare import Run
-    from bench.compare import compare as compare_runs
+    from bench.comparison import Run
+    from bench.comparison import compare as compare_runs
 
     assert callable(bench.compare) and bench.compare.__module__ == "bench.api"
-    assert compare_runs.__module__ == "bench.compare" and Run.__module__ == "bench.compare"
-    assert sys.modules["bench.compare"].compare is compare_runs
+    assert compare_runs.__module__ == "bench.comparison" and Run.__module__ == "bench.comparison"
+    assert sys.modules["bench.comparison"].compare is compare_runs

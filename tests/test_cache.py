@@ -441,7 +441,7 @@ def test_cache_command_errors_are_one_line(tmp_path: Path, bench_env: dict[str, 
 
 
 def test_compare_meets_records_from_before_sha256_covered_external_data() -> None:
-    from bench.compare import _comparability
+    from bench.comparison import _comparability
     from bench.record import model_hashes
 
     graph = {"name": "model.onnx", "size": 1, "sha256": "a" * 64}

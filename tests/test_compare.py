@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.compare import Run, compare, regressions, verdict
+from bench.comparison import Run, compare, regressions, verdict
 from bench.results import read_json, read_records
 from bench.stats import ratio_test
 

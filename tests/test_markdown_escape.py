@@ -125,7 +125,7 @@ def test_meaningful_line_skips_runtime_source_locations() -> None:
 def test_compare_md_from_hostile_runs_has_no_injected_heading() -> None:
     import numpy as np
 
-    from bench.compare import Run, compare, regressions
+    from bench.comparison import Run, compare, regressions
     from bench.report.compare_report import markdown_comparison
 
     def run(name: str, medians: list[float]) -> Run:

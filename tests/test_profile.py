@@ -13,8 +13,8 @@ from conftest import FAST_TIMING
 
 from bench.backends.base import NodeTime, RawProfile
 from bench.backends.profiling import ort_nodes, ov_nodes, ov_precision
-from bench.compare import Run
 from bench.compare_ops import cell_ops, op_type_changes
+from bench.comparison import Run
 from bench.profiles import op_family, safe_name, summarise, trace_document, trace_problems
 from bench.report.compare_ops_report import markdown_ops, terminal_ops
 from bench.report.profile_report import html_profiles, markdown_profiles, profile_chart

@@ -539,7 +539,7 @@ def test_ranking_is_decided_against_the_runner_up() -> None:
 
 
 def test_comparison_chart_draws_every_verdict() -> None:
-    from bench.compare import CellComparison, Comparison
+    from bench.comparison import CellComparison, Comparison
     from bench.report.compare_report import comparison_chart
 
     def cell(backend: str, verdict: str) -> CellComparison:

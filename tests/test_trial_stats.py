@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from bench.compare import verdict
+from bench.comparison import verdict
 from bench.schedule import rmit_order
 from bench.stats import ratio_test, trial_interval
 from bench.timing import TimingPolicy

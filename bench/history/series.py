@@ -1,7 +1,7 @@
 """One model and backend across the runs of the history: a series per cell key (exporter,
 opset, batch size, dims, precision, mode), each point a run, with what changed since the
-series' previous run: a parity verdict that flipped or an error that grew (bench.compare's
-`parity_drift`), and a latency step that bench.compare resolves on the trial level
+series' previous run: a parity verdict that flipped or an error that grew (bench.comparison's
+`parity_drift`), and a latency step that bench.comparison resolves on the trial level
 (`slower` / `faster`: p < 0.01, the interval excludes 1, at least the detectable change).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.compare import compare_cell
+from bench.comparison import compare_cell
 
 SERIES_KEY = ("exporter", "opset_requested", "batch_size", "dims", "precision", "mode")
 

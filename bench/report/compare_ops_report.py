@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.compare import Comparison
 from bench.compare_ops import CHANGE, MIN_SHARE, CellOps
+from bench.comparison import Comparison
 from bench.report.compare_report import key_label
 from bench.report.format import esc, md_table, md_text
 from bench.report.html import html_table

@@ -6,7 +6,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from bench.compare import JOIN_KEYS, Comparison
+from bench.comparison import JOIN_KEYS, Comparison
 from bench.report.format import cell_label, esc, md_table, md_text, plain
 from bench.report.html import html_table, page
 
