@@ -3,8 +3,8 @@
 Cost model (milliseconds, integers, so every machine and Python hash seed computes the same
 assignment): a cell that will be skipped (a precision its backend lacks, a batch size its
 model's inputs do not carry) costs 1. Any other cell costs a fixed 500 for loading and the
-parity checks, plus `trials` x (`warmup_time` + one timed loop), twice when end-to-end latency
-is timed too. A timed loop lasts at least `min_time` and at least `min_iters` inferences; an
+parity checks, plus `warmup_time` (spent on a cell's first trial only) and `trials` timed
+loops, twice when end-to-end latency is timed too. A timed loop lasts at least `min_time` and at least `min_iters` inferences; an
 inference is estimated at 5 ns per input element (every input's elements at the cell's batch
 size and dimensions) on ONNX runtimes and 10 ns on backends that run the PyTorch module.
 What counts is that larger batches and larger inputs cost more, not the absolute figure.
@@ -65,8 +65,8 @@ def cell_cost(
         return 1
     inference_s = elements * NS_PER_ELEMENT.get(consumes, 10) * 1e-9
     loop_s = max(timing.min_time, timing.min_iters * inference_s)
-    per_trial_s = timing.warmup_time + loop_s * (2 if end_to_end else 1)
-    return LOAD_MS + round(timing.trials * per_trial_s * 1000)
+    timed_s = timing.trials * loop_s * (2 if end_to_end else 1)
+    return LOAD_MS + round((timing.warmup_time + timed_s) * 1000)
 
 
 def assign(cells: Sequence[Cell], cost: Callable[[Cell], int], count: int) -> list[list[Cell]]:

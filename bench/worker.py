@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import traceback
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -41,7 +42,7 @@ from bench.jobs import (  # noqa: E402
     UnloadOutcome,
 )
 from bench.models.checks import ModelProblem  # noqa: E402
-from bench.timing import measure, seconds  # noqa: E402
+from bench.timing import CpuLoad, measure, seconds  # noqa: E402
 
 
 def _rss_mb(field: str = "VmRSS:") -> float | None:
@@ -54,6 +55,16 @@ def _rss_mb(field: str = "VmRSS:") -> float | None:
     except OSError:
         return None
     return None
+
+
+def with_trial_load(outcome: TrialOutcome, fraction: float | None) -> TrialOutcome:
+    """`outcome` with the trial's share of CPU used by other processes in each loop whose
+    own window was too short to read (`CpuLoad.MIN_WINDOW_S`: /proc/stat counts 10 ms ticks)."""
+    for name in ("inference", "end_to_end", "throughput"):
+        loop = getattr(outcome, name)
+        if loop is not None and loop.other_cpu_fraction is None:
+            setattr(outcome, name, replace(loop, other_cpu_fraction=fraction))
+    return outcome
 
 
 class CellHost:
@@ -98,14 +109,16 @@ class CellHost:
         backend, load = self.loaded[job.cell_id]
         policy = job.policy.later_trial() if job.cell_id in self.trialled else job.policy
         self.trialled.add(job.cell_id)
+        cpu = CpuLoad()  # the whole trial: its loops alone can be too short to read
         if load.mode == "throughput":
-            return TrialOutcome(throughput=measure(backend.run_concurrent, policy))
-        outcome = TrialOutcome(inference=measure(backend.run, policy))
-        if job.end_to_end:
-            first_inputs = load.inputs[0]
-            outcome.end_to_end = measure(lambda: backend.infer(first_inputs), policy)
-            backend.bind(first_inputs)  # infer() rebinds; the next trial times run() again
-        return outcome
+            outcome = TrialOutcome(throughput=measure(backend.run_concurrent, policy))
+        else:
+            outcome = TrialOutcome(inference=measure(backend.run, policy))
+            if job.end_to_end:
+                first_inputs = load.inputs[0]
+                outcome.end_to_end = measure(lambda: backend.infer(first_inputs), policy)
+                backend.bind(first_inputs)  # infer() rebinds; the next trial times run() again
+        return with_trial_load(outcome, cpu.other_fraction())
 
     def profile(self, job: ProfileJob) -> ProfileOutcome:
         """The runtime's own profiler over the timed batch, after the cell's trials."""

@@ -148,3 +148,17 @@ def test_only_a_cells_first_trial_spends_the_warmup_time() -> None:
     host.trialled.discard("c")  # as after an unload
     again = host.trial(TrialJob("c", policy, end_to_end=False)).inference
     assert again is not None and again.warmup_iters > 10
+
+
+def test_a_loop_too_short_to_read_takes_the_trials_cpu_load() -> None:
+    """Loops under CpuLoad.MIN_WINDOW_S read no CPU share of their own (the default 0.05 s
+    loops); the trial's whole window then stands in, so contention is still seen."""
+    from bench.jobs import TrialOutcome
+    from bench.timing import Measurement
+    from bench.worker import with_trial_load
+
+    short = Measurement([1000], 5, 0.05, 0.0, None)
+    own = Measurement([1000], 5, 0.2, 0.0, 0.05)
+    outcome = with_trial_load(TrialOutcome(inference=short, end_to_end=own), 0.6)
+    assert outcome.inference is not None and outcome.inference.other_cpu_fraction == 0.6
+    assert outcome.end_to_end is not None and outcome.end_to_end.other_cpu_fraction == 0.05
