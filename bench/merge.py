@@ -151,8 +151,11 @@ def check_cells(shards: list[ShardFolder], config: RunConfig, count: int, out: P
     if missing:
         given = {s.sweep["shard"] for s in shards}
         absent = [f"{i}/{count}" for i in range(1, count + 1) if i not in given]
+        unfinished = sorted({str(s.path) for s in shards
+                             if any(c.cell_id in missing for c in parts[s.sweep["shard"] - 1])})  # fmt: skip
         hint = (f"shard(s) {', '.join(absent)} not given" if absent
-                else "a shard is unfinished: finish it with bench run --resume SHARD_DIR")  # fmt: skip
+                else f"unfinished: finish it with bench run --resume "
+                     f"{' / '.join(unfinished) or 'SHARD_DIR'}")  # fmt: skip
         raise BenchError(f"merge: {len(missing)} of the sweep's {len(grid)} cells have no "
                          f"record ({missing[0]}{', ...' if len(missing) > 1 else ''}): {hint}")  # fmt: skip
     return [c.cell_id for c in grid]
@@ -193,8 +196,10 @@ def merge(
     for i, path in enumerate(resolved):
         if path in resolved[:i]:
             raise BenchError(f"merge: {dirs[i]} is given twice")
-    if out.resolve() in resolved:
-        raise BenchError(f"merge: --out {out} is one of the shard folders; give a new folder")
+    inside = [d for d in resolved if out.resolve() == d or d in out.resolve().parents]
+    if inside:
+        raise BenchError(f"merge: --out {out} is one of the shard folders or inside one "
+                         f"({inside[0]}); give a new folder outside them")  # fmt: skip
     held = [n for n in (RESULTS_FILE, RUN_FILE) if (out / n).exists()]
     if held:
         raise BenchError(f"merge: --out {out} already holds a run ({held[0]}); give a new folder")

@@ -257,7 +257,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         ray_address=args.ray_address,
         targets=check_executor(args.executor, args.ray_address, args.target),
         profile_runs=profile_runs(args),
-        shard=parse_shard(args.shard) if getattr(args, "shard", None) else None,
+        shard=parse_shard(args.shard) if getattr(args, "shard", None) is not None else None,
     )
 
 

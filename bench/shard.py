@@ -32,19 +32,25 @@ from bench.timing import TimingPolicy
 #: shards (each shard writes its own folder and may keep its own export cache).
 LOCAL_KEYS = ("shard", "out_dir", "cache_dir")
 LOAD_MS = 500
+#: At most this many shards: far more than any grid's cells, and the assignment keeps a total
+#: per shard (a huge N once took 14 GB before measuring anything).
+MAX_SHARDS = 10_000
 NS_PER_ELEMENT = {"onnx": 5, "torch": 10}
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """`I/N` -> (I, N), 1 <= I <= N; anything else is a one-line `BenchError`."""
+    """`I/N` -> (I, N), 1 <= I <= N <= MAX_SHARDS; anything else is a one-line `BenchError`."""
     parts = text.strip().split("/")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         raise BenchError(f"--shard {text!r}: give I/N, the shard's number and the number of "
                          "shards, e.g. --shard 2/3")  # fmt: skip
     index, count = int(parts[0]), int(parts[1])
-    if count < 1 or not 1 <= index <= count:
+    if not 1 <= count <= MAX_SHARDS:
+        raise BenchError(f"--shard {text!r}: the number of shards N runs from 1 to "
+                         f"{MAX_SHARDS}")  # fmt: skip
+    if not 1 <= index <= count:
         raise BenchError(f"--shard {text!r}: the shard's number runs from 1 to N (here 1 to "
-                         f"{max(count, 1)}), and N is at least 1")  # fmt: skip
+                         f"{count})")  # fmt: skip
     return index, count
 
 

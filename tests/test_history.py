@@ -274,6 +274,10 @@ def test_hostile_databases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         conn.execute("CREATE TABLE t (x)")
     status, _, err = bench(capsys, "history", "list", "--db", str(foreign))
     one_line_error(status, err, "not a bench history database")
+    before = foreign.read_bytes()
+    status, _, err = bench(capsys, "history", "add", run, "--db", str(foreign))
+    one_line_error(status, err, "not a bench history database", "holds other tables: t")
+    assert foreign.read_bytes() == before, "no bench table is written into another's file"
     status, _, err = bench(capsys, "history", "add", run, "--db", "")
     one_line_error(status, err, "--db")
 
@@ -306,3 +310,16 @@ def test_a_read_only_database_is_read_and_refuses_adding(
                            "torch", "--db", str(read_only_db))  # fmt: skip
     one_line_error(status, err, "--out", "could not write")
     assert read_only_db.read_bytes() == before
+
+
+def test_a_folder_is_added_under_its_run_json_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A merged folder's records keep their shards' run ids; it is one run, run.json's."""
+    merged = copy_run(DATA / "run_one_thread", tmp_path / "merged", "shard-run")
+    (merged / "run.json").write_text(json.dumps({**json.loads((merged / "run.json").read_text()),
+                                                 "run_id": "merged-run"}))  # fmt: skip
+    db = tmp_path / "h.sqlite"
+    status, _, err = bench(capsys, "history", "add", str(merged), "--db", str(db))
+    assert status == 0, err
+    assert [r[0] for r in rows(db, "SELECT run_id FROM runs")] == ["merged-run"]

@@ -21,6 +21,7 @@ import yaml
 from conftest import FAST_TIMING, ROOT
 
 from bench.cli import main
+from bench.errors import BenchError
 from bench.grid import Cell
 from bench.lock import RunLock
 from bench.report.machines import machine_groups
@@ -121,12 +122,30 @@ def test_bad_shard_is_one_line_exit_2(text: str, capsys, tmp_path) -> None:
     assert main(["run", "--backends", "ort-cpu", f"--shard={text}", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("bench: error: --shard") and "\n" not in err
-    assert "I/N" in err or "from 1 to N" in err
+    assert "I/N" in err or "from 1 to N" in err or "N runs from 1 to" in err
     assert not out.exists()
 
 
 def test_parse_shard() -> None:
     assert parse_shard("2/3") == (2, 3) and parse_shard(" 1/1 ") == (1, 1)
+    assert parse_shard("10000/10000") == (10000, 10000)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "give I/N"),
+        ("1/100000000", "from 1 to 10000"),
+        ("1/99999999999999999999", "from 1 to 10000"),
+        ("1/0", "from 1 to 10000"),
+        ("\u0661/\u0662", "give I/N"),  # Arabic-Indic digits are digits, not ASCII ones
+        ("4/3", "here 1 to 3"),
+    ],
+)
+def test_hostile_shards_are_one_line(text: str, says: str) -> None:
+    """A huge N once took 14 GB before measuring anything; an empty value ran the whole grid."""
+    with pytest.raises(BenchError, match=says):
+        parse_shard(text)
 
 
 def _fake_cells(n: int) -> list[Cell]:
@@ -249,6 +268,11 @@ def test_a_shard_killed_mid_run_resumes_and_merges_with_nothing_lost_or_doubled(
     proc.wait()
     killed = _verdicts(tmp_path / "shard-2")
     assert 1 <= len(killed) < CELLS // 3
+    early = subprocess.run(
+        [sys.executable, "-m", "bench", "merge", *(str(tmp_path / f"shard-{i}") for i in (1, 2, 3)),
+         "--out", str(tmp_path / "early")], capture_output=True, text=True, env=_env(),
+    )  # fmt: skip
+    assert early.returncode == 2 and str(tmp_path / "shard-2") in early.stderr, early.stderr
     resumed = subprocess.run(script, env=env, capture_output=True, text=True)  # --resume
     assert resumed.returncode == 0, resumed.stderr
     assert "already done" in resumed.stdout
@@ -294,6 +318,8 @@ def test_hostile_merges_are_one_line_and_write_nothing(sweep, tmp_path, capsys) 
                            str(out)], capture_output=True, text=True, env=_env())  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "given twice" in proc.stderr
     _refused([str(s1), str(s2), str(s3)], capsys, s2, "one of the shard folders")
+    _refused([str(s1), str(s2), str(s3)], capsys, s1 / "sub", "or inside one")
+    assert not (s1 / "sub").exists()
     assert not out.exists()
     other = tmp_path / "other"  # a shard of another sweep: its config differs in seed
     shutil.copytree(s3, other)

@@ -14,6 +14,7 @@ from bench.diskio import WriteFailed, write_atomic
 from bench.errors import BenchError
 from bench.history import store
 from bench.history.metrics import METRICS
+from bench.results import RUN_FILE, read_json
 from bench.rundata import RunData, read_run
 
 
@@ -24,8 +25,14 @@ def _db(args: argparse.Namespace) -> Path:
 
 
 def run_id_of(data: RunData) -> str:
-    """The run id the records carry (the most common, should a folder mix them), else the
-    folder's name."""
+    """run.json's run id (a merged folder's own, though its records keep their shards'),
+    else the one the records carry (the most common), else the folder's name."""
+    try:
+        given = read_json(data.path / RUN_FILE).get("run_id")
+    except BenchError:  # a missing or damaged run.json: the reports' caveats say so
+        given = None
+    if isinstance(given, str) and given.strip():
+        return given
     ids = Counter(str(r["run_id"]) for r in data.records if r.get("run_id"))
     return ids.most_common(1)[0][0] if ids else data.path.name
 

@@ -97,6 +97,7 @@ def connect(path: Path, write: bool) -> Iterator[sqlite3.Connection]:
     try:
         if write:
             conn.execute("BEGIN IMMEDIATE")
+            _refuse_foreign(conn, path)
             for statement in filter(str.strip, SCHEMA.split(";")):
                 conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('layout_version', ?)",
@@ -108,6 +109,17 @@ def connect(path: Path, write: bool) -> Iterator[sqlite3.Connection]:
         raise _fail(path, exc, write) from None
     finally:
         conn.close()
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """An SQLite file that holds tables but no bench layout is someone else's: never write
+    bench's tables into it."""
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if names and "meta" not in names:
+        conn.execute("ROLLBACK")
+        raise BenchError(f"{path} is an SQLite file but not a bench history database (it holds "
+                         f"other tables: {', '.join(sorted(names)[:5])}); choose another file "
+                         "with --db")  # fmt: skip
 
 
 def _check_layout(conn: sqlite3.Connection, path: Path) -> None:
