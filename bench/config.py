@@ -52,6 +52,11 @@ class RunConfig:
     #: --shard I/N: (I, N), this run measures the I-th of N cost-balanced parts (bench.shard).
     shard: tuple[int, int] | None = None
 
+    @property
+    def times_end_to_end(self) -> bool:
+        """Whether each trial also times end-to-end latency (latency mode only)."""
+        return self.end_to_end and self.mode == "latency"
+
     def options_for(self, backend: str) -> dict[str, str]:
         return {key: value for name, key, value in self.backend_options if name == backend}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +60,6 @@ class ResultsWriter:
         self._fd = open_append(self.path)
 
     def append(self, record: CellRecord) -> None:
-        if record.host is None:
-            record.host = socket.gethostname()
         line = json.dumps(record.to_json(), allow_nan=False) + "\n"
         append_whole(self._fd, self.path, line.encode("utf-8"))
 

@@ -56,7 +56,7 @@ class Runner:
         self.log_dir = run_dir / "logs"
         self.scheduler = Scheduler(
             self.log_dir, config.timing, config.seed, config.cell_timeout,
-            config.end_to_end and config.mode == "latency", config.cpus, progress,
+            config.times_end_to_end, config.cpus, progress,
         )  # fmt: skip
         self.artifacts = Artifacts(
             dict(config.file_dims), Path(config.cache_dir), config.parity_seeds,
@@ -94,7 +94,7 @@ class Runner:
         spec, cls = self.artifacts.spec(cell.model), self.classes[cell.backend]
         runs = cell.precision in cls.precisions and spec.fixed_batch() in (None, cell.batch_size)
         return cell_cost(input_elements(spec, cell), cls.consumes, self.config.timing,
-                         self.config.end_to_end and self.config.mode == "latency", runs)  # fmt: skip
+                         self.config.times_end_to_end, runs)  # fmt: skip
 
     def _reference_in_worker(self, job: ReferenceJob) -> ReferenceOutcome:
         try:
