@@ -42,6 +42,7 @@ class RunConfig:
     tolerance_overrides: tuple[tuple[str, float | None, float | None], ...] = ()
     seed: int = 0  # the order in which trials are interleaved
     cpus: str | None = None  # "0,1": pin workers to these cores (sched_setaffinity)
+    allocator: str = "steady"  # workers' malloc policy (bench.allocator): "steady" or "system"
     control: bool = True  # measure the control workload beside the cells
     explain_cells: tuple[str, ...] = ()  # --explain-cell: first divergence even when they pass
     executor: str = "local"  # "local": worker processes here; "ray": bench.rayexec
@@ -78,6 +79,9 @@ class RunConfig:
         for key in ("models", "backends", "opsets", "batch_sizes", "precisions", "parity_seeds"):
             values[key] = tuple(values[key])
         values["explain_cells"] = tuple(values.get("explain_cells", ()))
+        # A run from before the policy existed was measured with the C library's own one;
+        # resuming it keeps that, so one run never mixes the two.
+        values.setdefault("allocator", "system")
         values["targets"] = tuple(values.get("targets", ()))
         shard = values.get("shard")
         values["shard"] = tuple(shard) if shard is not None else None

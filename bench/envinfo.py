@@ -10,6 +10,9 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from bench.allocator import DEFAULT_POLICY
+from bench.allocator import describe as describe_allocator
+
 PACKAGES = ("torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "openvino", "numpy")
 
 
@@ -119,7 +122,7 @@ def threading_env(cpus: str | None = None) -> dict:
     }
 
 
-def collect_env(argv: list[str], cpus: str | None = None) -> dict:
+def collect_env(argv: list[str], cpus: str | None = None, allocator: str = DEFAULT_POLICY) -> dict:
     """Everything needed to say where and with what a run was measured."""
     from bench import __version__
 
@@ -139,4 +142,5 @@ def collect_env(argv: list[str], cpus: str | None = None) -> dict:
         "bench_commit": _git_commit(),
         "command": argv,
         "threading": threading_env(cpus),
+        "allocator": describe_allocator(allocator).to_record(),
     }

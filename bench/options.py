@@ -251,6 +251,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         tolerance_overrides=_tolerances(args, models),
         seed=args.seed,
         cpus=_cpus(args.cpus),
+        allocator=args.allocator,
         control=not args.no_control,
         explain_cells=tuple(dict.fromkeys(getattr(args, "explain_cell", None) or ())),
         executor=args.executor,

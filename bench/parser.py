@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
+from bench.allocator import POLICIES
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.history.parser import add_history_parser
@@ -134,6 +135,10 @@ def add_timing_flags(run: argparse.ArgumentParser) -> None:
                         help="seed of the trials' interleaved order (default: %(default)s)")  # fmt: skip
     timing.add_argument("--cpus", default=RUN.cpus, metavar="LIST",
                         help="pin worker processes to these cores, e.g. 0-1 or 0,2")  # fmt: skip
+    timing.add_argument("--allocator", choices=POLICIES, default=RUN.allocator,
+                        help="workers' memory allocator policy: steady fixes glibc's malloc "
+                        "thresholds so a cell reuses its memory in every trial; system keeps the "
+                        "C library's adaptive behaviour (default: %(default)s)")  # fmt: skip
     timing.add_argument("--no-control", action="store_true", help="do not measure the control "
                         "workload that tells machine drift from code changes")  # fmt: skip
     timing.add_argument("--no-end-to-end", action="store_true",

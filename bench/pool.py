@@ -11,6 +11,7 @@ import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from bench.allocator import DEFAULT_POLICY
 from bench.jobs import Job, Reply
 
 STDERR_TAIL_CHARS = 2000
@@ -36,7 +37,9 @@ def _signal_name(returncode: int) -> str:
 class Worker:
     """One worker process; `execute` runs a cell in it. Restarted by the caller on loss."""
 
-    def __init__(self, log_path: Path, cpus: str | None = None) -> None:
+    def __init__(
+        self, log_path: Path, cpus: str | None = None, allocator: str = DEFAULT_POLICY
+    ) -> None:
         self.log_path = log_path
         self._asked = False
         parent_sock, child_sock = socket.socketpair()
@@ -46,7 +49,7 @@ class Worker:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", str(child_sock.fileno()), cpus or ""],
+            [sys.executable, "-m", "bench.worker", str(child_sock.fileno()), cpus or "", allocator],
             pass_fds=[child_sock.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=self._log,

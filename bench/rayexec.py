@@ -95,7 +95,7 @@ class RayExecutor:
         self.gpu_backends = gpu_backends
         self.progress = progress
         self.settings = NodeSettings(config.timing, config.seed, config.cell_timeout,
-                                     config.times_end_to_end)  # fmt: skip
+                                     config.times_end_to_end, config.allocator)  # fmt: skip
         self.stopped = False
         self._files: dict[str, Any] = {}  # model source -> object ref of its files
         self._in_flight: dict[Any, tuple[Planned, Node, int]] = {}

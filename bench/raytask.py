@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench.allocator import DEFAULT_POLICY
 from bench.jobs import TrialOutcome
 from bench.schedule import Measured, Planned, Scheduler
 from bench.timing import TimingPolicy
@@ -26,6 +27,7 @@ class NodeSettings:
     seed: int
     cell_timeout: float
     end_to_end: bool
+    allocator: str = DEFAULT_POLICY
 
 
 @dataclass
@@ -97,7 +99,8 @@ def measure_on_node(
     folder = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     scheduler = Scheduler(folder / "logs", settings.policy, settings.seed,
                           settings.cell_timeout, settings.end_to_end,
-                          progress=lambda line: None)  # fmt: skip
+                          progress=lambda line: None,
+                          allocator=settings.allocator)  # fmt: skip
     try:
         planned = [_unpack(cell, files, folder / "model")] + ([control] if control else [])
         scheduler.measure(planned, lambda m: result.measured.append(_light(m)),

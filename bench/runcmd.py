@@ -71,7 +71,7 @@ def _claim(
     except WriteFailed as exc:
         lock.release()
         raise BenchError(f"--out: {exc}; nothing was measured") from None
-    return run_dir, config, run_id, collect_env(command, config.cpus), set(), lock
+    return run_dir, config, run_id, collect_env(command, config.cpus, config.allocator), set(), lock
 
 
 def run_file(run_id: str, config: RunConfig) -> dict:

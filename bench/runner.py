@@ -56,7 +56,7 @@ class Runner:
         self.log_dir = run_dir / "logs"
         self.scheduler = Scheduler(
             self.log_dir, config.timing, config.seed, config.cell_timeout,
-            config.times_end_to_end, config.cpus, progress,
+            config.times_end_to_end, config.cpus, progress, config.allocator,
         )  # fmt: skip
         self.artifacts = Artifacts(
             dict(config.file_dims), Path(config.cache_dir), config.parity_seeds,

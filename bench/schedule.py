@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.allocator import DEFAULT_POLICY
 from bench.jobs import (
     Failure,
     LoadJob,
@@ -99,6 +100,7 @@ class Scheduler:
         end_to_end: bool,
         cpus: str | None = None,
         progress: Callable[[str], None] = print,
+        allocator: str = DEFAULT_POLICY,
     ) -> None:
         self.log_dir = log_dir
         self.policy = policy
@@ -106,6 +108,7 @@ class Scheduler:
         self.cell_timeout = cell_timeout
         self.end_to_end = end_to_end
         self.cpus = cpus
+        self.allocator = allocator
         self.progress = progress
         self._workers: dict[str, Worker] = {}
         self._count = 0
@@ -123,7 +126,9 @@ class Scheduler:
             return found
         self._count += 1
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)[:60]
-        worker = Worker(self.log_dir / f"worker-{self._count:03d}-{safe}.log", self.cpus)
+        worker = Worker(
+            self.log_dir / f"worker-{self._count:03d}-{safe}.log", self.cpus, self.allocator
+        )
         self._workers[key] = worker
         return worker
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.allocator import POLICIES
 from bench.validate import Check, finite, flag, integer, mapping, number, text, texts
 
 
@@ -60,6 +61,7 @@ _CONFIG: dict[str, Check] = {
     **{k: integer for k in ("threads", "requests", "seed")},
     **{k: text for k in ("exporter", "mode", "out_dir", "cache_dir", "cpus", "ray_address")},
     "executor": lambda v: v in ("local", "ray"),
+    "allocator": lambda v: v in POLICIES,
     "targets": _list_of(text),
     **{k: flag for k in ("end_to_end", "control")},
     "cell_timeout": lambda v: finite(v) and v > 0,

@@ -1,6 +1,6 @@
 """Worker process: loads cells and runs their trials for the parent, over a socket.
 
-Started as `python -m bench.worker FD [CPUS]`. It imports a backend's runtime but never
+Started as `python -m bench.worker FD [CPUS [ALLOCATOR]]`. It imports a backend's runtime but never
 torch, unless the backend itself is a torch backend. A crash here costs the job in flight;
 the parent restarts the worker and reloads the cells it held.
 """
@@ -20,7 +20,9 @@ from bench._shadow import leave_shadowing_folder
 
 leave_shadowing_folder()
 
-from bench.backends import load_backend_class  # noqa: E402 - after the path repair
+from bench.allocator import DEFAULT_POLICY, AllocatorState  # noqa: E402 - after the path repair
+from bench.allocator import apply as apply_allocator  # noqa: E402
+from bench.backends import load_backend_class  # noqa: E402
 from bench.backends.base import Backend  # noqa: E402
 from bench.checkjobs import DivergenceJob, EvaluatorJob, OutputsJob  # noqa: E402
 from bench.checkworker import run_check  # noqa: E402
@@ -70,7 +72,8 @@ def with_trial_load(outcome: TrialOutcome, fraction: float | None) -> TrialOutco
 class CellHost:
     """The cells loaded in this worker, by cell id."""
 
-    def __init__(self) -> None:
+    def __init__(self, allocator: AllocatorState | None = None) -> None:
+        self.allocator = allocator  # this process's malloc policy, stated in every record
         self.loaded: dict[str, tuple[Backend, LoadJob]] = {}
         self.trialled: set[str] = set()  # cells that had their first (fully warmed) trial
 
@@ -85,6 +88,8 @@ class CellHost:
         try:
             _, load_s = seconds(lambda: backend.load(job.load))
             settings = backend.describe()
+            if self.allocator is not None:
+                settings["allocator"] = self.allocator.setting()
             backend.bind(job.inputs[0])
             _, first = seconds(backend.run)
             outputs = [backend.outputs()]
@@ -210,10 +215,10 @@ def handle(host: CellHost, job: Job) -> Reply:
         )
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, allocator: AllocatorState | None = None) -> None:
     """Answer jobs until the parent sends None or goes away."""
     conn.send({"pid": os.getpid()})
-    host = CellHost()
+    host = CellHost(allocator)
     while True:
         try:
             job: Any = conn.recv()
@@ -243,7 +248,8 @@ def main(argv: list[str]) -> int:
     _die_with_parent()
     if len(argv) > 1 and argv[1]:
         os.sched_setaffinity(0, {int(c) for c in argv[1].split(",")})
-    serve(Connection(int(argv[0])))
+    allocator = apply_allocator(argv[2] if len(argv) > 2 else DEFAULT_POLICY)
+    serve(Connection(int(argv[0])), allocator)
     # Every session was closed by its UnloadJob: skip the interpreter's teardown of torch and
     # the runtimes (up to a second per worker at the end of every run), keeping the log whole.
     sys.stdout.flush()
