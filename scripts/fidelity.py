@@ -19,7 +19,13 @@ The method, so that the check cannot fool itself:
   or `benchmark_app`. Each process checks that torch and the other runtime are not loaded
   (`sys.modules`; for benchmark_app, the libraries mapped into its process) and says so.
 - Each round measures bench and the reference back to back, in alternating order (ABBA), and
-  the ratio bench / reference is paired within the round. Over the rounds: the geometric mean
+  the ratio bench / reference is paired within the round. For ort-cpu (`--bursts K`, default
+  20) the round's three fresh processes (bench, the bare loop, bench again for the A/A line)
+  are started and warmed up together and then take K turns of `--seconds / K` each, the
+  order rotating every turn, so that a slow phase of the machine (they last seconds to
+  minutes here) falls on all of them instead of on whichever process ran during it; each turn
+  warms up with 5 calls first, as a later trial of bench does. benchmark_app cannot take
+  turns, so openvino rounds run their processes one after another. Over the rounds: the geometric mean
   of the paired ratios with a 95% confidence interval (a t-interval on the log ratios, n - 1
   degrees of freedom), and their min-max. PASS/FAIL compares the point estimate with the target
   (openvino / benchmark_app <= 1.10, ort-cpu / bare loop <= 1.05).
@@ -48,6 +54,8 @@ OTHER_RUNTIME = {"ort-cpu": "openvino", "openvino": "onnxruntime"}
 LABELS = {"bench": "bench", "reference": "reference", "bench2": "bench A/A"}
 SCRIPT = os.path.abspath(__file__)
 TAIL = 2000  # characters of a failed process's output to show
+#: Warm-up calls before each turn of a burst round (bench's own default for a later trial).
+BURST_WARMUP_ITERS = 5
 
 
 class Failure(Exception):
@@ -82,9 +90,13 @@ def _read_inputs(items: list[str]) -> dict:
 
 
 def side_bench(args: argparse.Namespace) -> dict:
-    """bench's own path: the registry's backend class, load/bind, `bench.timing.measure`."""
+    """bench's own path: a worker's allocator policy, the registry's backend class, load/bind,
+    `bench.timing.measure`."""
+    from bench.allocator import DEFAULT_POLICY, apply
     from bench.backends import BACKENDS, LoadSpec, load_backend_class
     from bench.timing import TimingPolicy, measure
+
+    allocator = apply(DEFAULT_POLICY)  # as bench's workers do, before anything is loaded
 
     inputs = _read_inputs(args.input)
     backend = load_backend_class(BACKENDS[args.backend].target)()
@@ -101,20 +113,24 @@ def side_bench(args: argparse.Namespace) -> dict:
         min_time=args.seconds,
         max_time=args.seconds,
     )
+
+    def timed(seconds: float, warmup_iters: int, warmup_time: float, min_iters: int) -> list:
+        burst = TimingPolicy(1, warmup_iters, warmup_time, min_iters, seconds, max(seconds, 1e-3))
+        return measure(backend.run, burst).samples_ns
+
     try:
         backend.load(spec)
         settings = backend.describe()
         backend.bind(inputs)
-        measurement = measure(backend.run, policy)
+        samples = sorted(_serve(args, timed))
     finally:
         backend.close()
-    samples = sorted(measurement.samples_ns)
     loaded = _check_clean(("torch", OTHER_RUNTIME[args.backend]))
     return {
         "side": "bench",
         "median_us": _median(samples) / 1e3,
         "samples": len(samples),
-        "settings": settings,
+        "settings": {**settings, "allocator": allocator.setting()},
         "policy": {
             "warmup_iters": policy.warmup_iters,
             "warmup_time": policy.warmup_time,
@@ -144,23 +160,29 @@ def side_bare_ort(args: argparse.Namespace) -> dict:
         binding.bind_output(output.name, "cpu")
     run = session.run_with_iobinding
     clock = time.perf_counter_ns
-    warmup_end = clock() + int(args.warmup_time * 1e9)
-    warmup = 0
-    while warmup < args.warmup_iters or clock() < warmup_end:
-        run(binding)
-        warmup += 1
-    samples = []
-    start = clock()
-    duration = int(args.seconds * 1e9)
-    while True:
-        t0 = clock()
-        run(binding)
-        t1 = clock()
-        samples.append(t1 - t0)
-        if len(samples) >= args.min_iters and t1 - start >= duration:
-            break
+    warmed = []
+
+    def timed(seconds: float, warmup_iters: int, warmup_time: float, min_iters: int) -> list:
+        warmup_end = clock() + int(warmup_time * 1e9)
+        warmup = 0
+        while warmup < warmup_iters or clock() < warmup_end:
+            run(binding)
+            warmup += 1
+        warmed.append(warmup)
+        samples = []
+        start = clock()
+        duration = int(seconds * 1e9)
+        while True:
+            t0 = clock()
+            run(binding)
+            t1 = clock()
+            samples.append(t1 - t0)
+            if len(samples) >= min_iters and t1 - start >= duration:
+                return samples
+
+    samples = sorted(_serve(args, timed))
+    warmup = warmed[0]
     threads = session.get_session_options().intra_op_num_threads
-    samples.sort()
     loaded = _check_clean(("torch", "openvino", "bench"))
     return {
         "side": "bare-ort",
@@ -175,6 +197,27 @@ def side_bare_ort(args: argparse.Namespace) -> dict:
         "loaded": loaded,
         "pid": os.getpid(),
     }
+
+
+def _serve(args: argparse.Namespace, timed) -> list[int]:
+    """The side's samples: one timed loop of --seconds, or with --bursts K, K short loops on
+    the orchestrator's cue (a line `go` on stdin each, `end` to stop), so that the processes
+    of a round, all loaded at once, take turns and share the machine's slow phases."""
+    if not args.bursts:
+        return timed(args.seconds, args.warmup_iters, args.warmup_time, args.min_iters)
+    timed(0.0, args.warmup_iters, args.warmup_time, 1)  # the first warm-up, not kept
+    print(json.dumps({"ready": os.getpid()}), flush=True)
+    samples: list[int] = []
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        # Each turn warms up as a later trial of bench does (the session loaded, idle since
+        # its last turn), then times its share of --seconds.
+        samples += timed(args.seconds / args.bursts, BURST_WARMUP_ITERS, 0.0, 1)
+        print(json.dumps({"burst": len(samples)}), flush=True)
+    if not samples:
+        raise SystemExit("no turn was given before the end")
+    return samples
 
 
 def side_prepare(args: argparse.Namespace) -> dict:
@@ -392,6 +435,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", default="1,32")
     parser.add_argument("--rounds", type=int, default=5, help="paired rounds (>= 2; default 5)")
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
+    parser.add_argument(
+        "--bursts", type=int, default=20, metavar="K",
+        help="ort-cpu: the round's processes (bench, bare loop, bench A/A) are loaded at once "
+        "and take K turns of --seconds/K each, sharing the machine's slow phases; 0: one after "
+        "another, as for openvino (benchmark_app cannot take turns) (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="threads for every runtime")
     parser.add_argument("--warmup-iters", type=int, default=100)
     parser.add_argument("--warmup-time", type=float, default=0.5)
@@ -420,6 +469,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give at least one backend and batch sizes >= 1")
     if args.side is None and args.rounds < 2:
         parser.error("--rounds must be >= 2 (the interval needs two paired ratios)")
+    if not 0 <= args.bursts <= 1000:
+        parser.error(f"--bursts must be 0 to 1000, got {args.bursts}")
     if args.seconds <= 0 or (args.threads is not None and args.threads < 1):
         parser.error("--seconds must be > 0 and --threads >= 1")
     return args
@@ -451,12 +502,19 @@ def _round(
     pair alternates the same way, with the reference between its two processes."""
     inputs = prep["inputs"][str(batch)]
     feed = [x for name, v in inputs.items() for x in ("--input", f"{name}={v['path']}")]
-    common = ["--onnx", prep["onnx"], *feed, "--seconds", str(seconds), *_timing_flags(args)]
+    common = ["--onnx", prep["onnx"], *feed, "--seconds", str(seconds), *_timing_flags(args),
+              "--bursts", "0"]  # fmt: skip
     py = [sys.executable, SCRIPT]
     where = f"({backend}, batch {batch}, round {index + 1})"
     order = ["bench", "reference", "bench2"] if index % 2 == 0 else ["bench2", "reference", "bench"]
     got = {}
-    for side in order:
+    if backend == "ort-cpu" and args.bursts:
+        sides = {side: [*py, "--side", "bench" if side != "reference" else "bare-ort",
+                        *(["--backend", backend] if side != "reference" else []), *common,
+                        "--bursts", str(args.bursts)] for side in order}  # fmt: skip
+        got = _burst_round(sides, order, args.bursts, f"round {where}", _timeout(args, seconds))
+        order = [f"{side} x{args.bursts}" for side in order]
+    for side in [] if got else order:
         print(f"  round {index + 1}/{args.rounds} {backend} batch {batch}: {LABELS[side]}",
               file=sys.stderr, flush=True)  # fmt: skip
         if side != "reference":
@@ -475,7 +533,7 @@ def _round(
     bench, reference, again = (got[k]["median_us"] for k in ("bench", "reference", "bench2"))
     return {
         "round": index + 1,
-        "order": [LABELS[side] for side in order],
+        "order": [LABELS.get(side, side) for side in order],
         "bench_us": bench,
         "reference_us": reference,
         "ratio": bench / reference,
@@ -483,6 +541,61 @@ def _round(
         "aa_ratio": bench / again,
         "processes": got,
     }
+
+
+def _burst_round(
+    sides: dict[str, list[str]], order: list[str], bursts: int, what: str, timeout: float
+) -> dict[str, dict]:
+    """Start every side of a round at once (fresh processes, each loaded and warmed), then
+    give them `bursts` turns each, the order rotating turn by turn; their results by side."""
+    import subprocess
+    import tempfile
+
+    procs: dict[str, tuple[subprocess.Popen, object]] = {}
+
+    def line_of(side: str) -> dict:
+        proc, err = procs[side]
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line:
+            proc.wait(timeout=timeout)
+            err.seek(0)  # type: ignore[attr-defined]
+            tail = err.read()[-TAIL:]  # type: ignore[attr-defined]
+            print(f"--- {what} {side}: stderr (tail) ---\n{tail}", file=sys.stderr)
+            reason = (tail.strip().splitlines() or ["no output"])[-1]
+            raise Failure(f"{what} {side} failed (exit {proc.returncode}): {reason}")
+        return json.loads(line)
+
+    try:
+        for side in order:
+            err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below
+            proc = subprocess.Popen(sides[side], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=err, text=True)  # fmt: skip
+            procs[side] = (proc, err)
+        for side in order:
+            line_of(side)  # ready: loaded and warmed up
+        for turn in range(bursts):
+            shift = turn % len(order)
+            for side in order[shift:] + order[:shift]:
+                proc = procs[side][0]
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                line_of(side)
+        got = {}
+        for side in order:
+            proc = procs[side][0]
+            assert proc.stdin is not None
+            proc.stdin.write("end\n")
+            proc.stdin.flush()
+            got[side] = line_of(side)
+            proc.wait(timeout=timeout)
+        return got
+    finally:
+        for proc, err in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            err.close()  # type: ignore[attr-defined]
 
 
 def _timing_flags(args: argparse.Namespace) -> list[str]:
@@ -516,6 +629,11 @@ def orchestrate(args: argparse.Namespace) -> int:
             "rounds": args.rounds,
             "seconds": seconds,
             "order": "ABBA: bench first in odd rounds, the reference first in even rounds",
+            "bursts": {
+                "ort-cpu": args.bursts,
+                "meaning": "ort-cpu rounds: bench, the bare loop and bench A/A loaded at once, "
+                "taking this many turns of seconds/bursts each (0: one after another)",
+            },
             "ratio": "bench / reference, paired within a round",
             "interval": "95% t-interval on the log paired ratios, n - 1 degrees of freedom",
             "aa": "bench / bench, two fresh processes per round, around the reference",
@@ -584,6 +702,9 @@ def _print_report(report: dict) -> None:
           f"{', '.join(f'{b} {s:g}' for b, s in method['seconds'].items())}")  # fmt: skip
     print("method: every measurement in a fresh process; within a round bench and the "
           "reference run back to back, order alternating (ABBA);")  # fmt: skip
+    if method["bursts"]["ort-cpu"]:
+        print(f"        ort-cpu: the round's processes loaded at once, taking "
+              f"{method['bursts']['ort-cpu']} turns each (rotating order)")  # fmt: skip
     print("        ratio = bench / reference, paired within a round; 95% CI: t-interval on the "
           f"log ratios, n - 1 df ({t_source})")  # fmt: skip
     print("        A/A = bench / bench, two more fresh processes per round: the method's own "

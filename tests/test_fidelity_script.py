@@ -33,6 +33,7 @@ def test_ort_cpu_run_has_paired_ratios_intervals_and_clean_processes(tmp_path) -
     proc = _script(
         "--backends", "ort-cpu", "--rounds", "2", "--seconds", "0.2", "--batch-sizes", "1",
         "--warmup-iters", "10", "--warmup-time", "0.05", "--min-iters", "10", "--json", str(out),
+        "--bursts", "0",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout
@@ -127,3 +128,47 @@ def test_t_quantile_without_scipy_matches_scipy(monkeypatch) -> None:
         value, source = fidelity.t_quantile_975(df)
         assert "scipy not installed" in source
         assert value == pytest.approx(stats.t.ppf(0.975, df), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_ort_cpu_burst_rounds_load_every_side_at_once_and_take_turns(tmp_path) -> None:
+    out = tmp_path / "fidelity.json"
+    proc = _script(
+        "--backends", "ort-cpu", "--rounds", "2", "--seconds", "0.3", "--batch-sizes", "1",
+        "--warmup-iters", "10", "--warmup-time", "0.02", "--bursts", "3", "--json", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "taking 3 turns each (rotating order)" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["method"]["bursts"]["ort-cpu"] == 3
+    (result,) = report["results"]
+    assert [r["order"] for r in result["rounds"]] == [
+        ["bench x3", "reference x3", "bench2 x3"],
+        ["bench2 x3", "reference x3", "bench x3"],
+    ]
+    pids = set()
+    for row in result["rounds"]:
+        assert row["ratio"] == pytest.approx(row["bench_us"] / row["reference_us"])
+        for side in row["processes"].values():
+            assert side["samples"] >= 3  # at least one timed call per turn
+            assert side["loaded"]["torch"] is False
+            pids.add(side["pid"])
+        assert row["processes"]["reference"]["warmup_iters"] >= 10  # the first warm-up
+    assert len(pids) == 6
+
+
+def test_a_side_that_dies_between_turns_fails_the_round_in_one_line(capsys) -> None:
+    fidelity = _module()
+    alive = [sys.executable, "-c", "import json, sys\nprint(json.dumps({'ready': 1}), flush=True)\n"
+             "for line in sys.stdin:\n    print(json.dumps({'burst': 1}), flush=True)"]  # fmt: skip
+    dies = [sys.executable, "-c", "import json, sys\nprint(json.dumps({'ready': 2}), flush=True)\n"
+            "sys.stdin.readline(); sys.exit('lost its session')"]  # fmt: skip
+    with pytest.raises(fidelity.Failure) as info:
+        fidelity._burst_round({"a": alive, "b": dies}, ["a", "b"], 3, "round (x)", timeout=60)
+    assert str(info.value) == "round (x) b failed (exit 1): lost its session"
+    assert "lost its session" in capsys.readouterr().err
+
+
+def test_bad_bursts_are_refused() -> None:
+    proc = _script("--bursts", "-1", timeout=60)
+    assert proc.returncode == 2 and "--bursts must be 0 to 1000" in proc.stderr
