@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.export import ExportResult, export_model, given_file
+from bench.export import ExportResult, given_file
 from bench.graphhash import graph_sha256
 from bench.jobs import ReferenceJob, ReferenceOutcome
 from bench.models import ModelSpec, resolve_model
-from bench.oracle import Oracle, double_module, fp64_outputs
+from bench.oracle import Oracle
+from bench.prepjobs import ExportJob, ExportOutcome, OracleJob, OracleOutcome, PrepJob, PrepReply
 
 Arrays = dict[str, np.ndarray]
 #: (inputs, reference outputs), one pair per parity seed.
@@ -35,11 +36,9 @@ class ReferenceFailed(Exception):
 @dataclass
 class _Model:
     spec: ModelSpec
-    module: Any = None
     exports: dict[tuple[str, int | None], ExportResult] = field(default_factory=dict)
     references: dict[tuple, ReferencePairs | ReferenceFailed] = field(default_factory=dict)
     oracles: dict[tuple, Oracle] = field(default_factory=dict)  # fp64, beside `references`
-    module64: Any = None  # the float64 copy of `module` the oracle runs
 
 
 class Artifacts:
@@ -48,7 +47,9 @@ class Artifacts:
     `run_reference` computes reference outputs in a worker process, under `--cell-timeout`
     (an ONNX file's through ONNX Runtime, a PyTorch model's through its module): a crash or a
     forward that outlasts the timeout costs that model's cells. After a timeout the model's
-    other sizes are not tried again (a larger input would take longer still).
+    other sizes are not tried again (a larger input would take longer still). `run_prep` does
+    the same for a PyTorch model's exports and its float64 oracle (bench.prepjobs): it returns
+    the worker's reply, or a line saying why there is none (crashed, timed out, raised).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class Artifacts:
         cache_dir: Path,
         parity_seeds: tuple[int, ...],
         run_reference: Callable[[ReferenceJob], ReferenceOutcome],
+        run_prep: Callable[[PrepJob], PrepReply | str],
         progress: Callable[[str], None] = print,
         int_ranges: dict[str, tuple[int, int]] | None = None,
     ) -> None:
@@ -65,6 +67,7 @@ class Artifacts:
         self.cache_dir = cache_dir
         self.parity_seeds = parity_seeds
         self.run_reference = run_reference
+        self.run_prep = run_prep
         self.progress = progress
         self._models: dict[str, _Model] = {}
 
@@ -76,10 +79,24 @@ class Artifacts:
             self._models[ref] = _Model(resolve_model(ref, self.file_dims, self.int_ranges))
         return self._models[ref]
 
-    def _module(self, state: _Model) -> Any:
-        if state.module is None:
-            state.module = state.spec.build_module()
-        return state.module
+    def _prep_fields(self) -> dict[str, Any]:
+        """What a preparation job needs to resolve a model as this run did."""
+        return {"sizes": tuple(sorted(self.file_dims.items())),
+                "int_ranges": tuple((n, lo, hi) for n, (lo, hi) in sorted(self.int_ranges.items()))}  # fmt: skip
+
+    def _export(self, state: _Model, exporter: str, opset: int) -> ExportResult:
+        """Export in the reference worker (bench.prepworker); a lost worker fails the export."""
+        job = ExportJob(self._source(state), exporter, opset, str(self.cache_dir),
+                        **self._prep_fields())  # fmt: skip
+        reply = self.run_prep(job)
+        if not isinstance(reply, ExportOutcome):
+            return ExportResult(ok=False, exporter_requested=exporter, exporter_used=exporter,
+                                opset_requested=opset, error=f"export: {reply}")  # fmt: skip
+        for line in reply.lines:
+            self.progress(line)
+        found = dict(reply.result)
+        found["files"] = tuple(found["files"]) if found.get("files") is not None else None
+        return ExportResult(**found)
 
     def export(self, model: str, exporter: str, opset: int | None) -> ExportResult:
         """The ONNX file for (model, exporter, opset), from the cache when it is there."""
@@ -91,10 +108,7 @@ class Artifacts:
             result = given_file(state.spec.onnx_path)
         else:
             assert opset is not None
-            module = self._module(state)
-            result = export_model(
-                state.spec, module, exporter, opset, self.cache_dir, self.progress
-            )
+            result = self._export(state, exporter, opset)
             how = "cached" if result.cached else f"exported in {result.export_s or 0:.1f} s"
             status = how if result.ok else "export failed"
             self.progress(f"  {state.spec.name}: {exporter} op{opset} {status}")
@@ -155,13 +169,12 @@ class Artifacts:
                                "module to run in float64")  # fmt: skip
             else:
                 inputs = [batch for batch, _ in self.references(model, sizes)]
-                try:
-                    if state.module64 is None:
-                        state.module64 = double_module(self._module(state))
-                    found = fp64_outputs(state.module64, state.spec.input_names,
-                                         state.spec.output_names, inputs)  # fmt: skip
-                except Exception as exc:
-                    found = Oracle("failed", reason=f"float64 copy of the module failed: "
-                                   f"{type(exc).__name__}: {exc}")  # fmt: skip
+                reply = self.run_prep(OracleJob(
+                    self._source(state), tuple(state.spec.input_names),
+                    tuple(state.spec.output_names), inputs, **self._prep_fields(),
+                ))  # fmt: skip
+                found = (Oracle(reply.status, reply.outputs, reply.reason)
+                         if isinstance(reply, OracleOutcome)
+                         else Oracle("failed", reason=f"float64 run: {reply}"))  # fmt: skip
             state.oracles[key] = found
         return state.oracles[key]

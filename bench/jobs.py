@@ -14,6 +14,7 @@ import numpy as np
 
 from bench.backends.base import LoadSpec, RawProfile
 from bench.checkjobs import CheckJob, CheckReply
+from bench.prepjobs import PrepJob, PrepReply
 from bench.timing import Measurement, TimingPolicy
 
 
@@ -131,7 +132,7 @@ class ReferenceOutcome:
 
 
 Job = (
-    LoadJob | TrialJob | ProfileJob | UnloadJob | ReferenceJob | CheckJob
-)  # parity checks: bench.checkjobs
+    LoadJob | TrialJob | ProfileJob | UnloadJob | ReferenceJob | CheckJob | PrepJob
+)  # parity checks: bench.checkjobs; exports and oracles: bench.prepjobs
 Reply = (LoadOutcome | TrialOutcome | ProfileOutcome | UnloadOutcome | ReferenceOutcome | Failure
-         | CheckReply)  # fmt: skip
+         | CheckReply | PrepReply)  # fmt: skip

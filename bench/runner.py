@@ -19,12 +19,12 @@ from bench.envinfo import cpu_governor
 from bench.errors import meaningful_line
 from bench.grid import Cell, expand_grid
 from bench.inputflags import batch_text
-from bench.jobs import PREPARE_ALLOWANCE_S, Failure, LoadJob, ReferenceJob, ReferenceOutcome
+from bench.jobs import LoadJob
 from bench.judge import stability_warnings, timing_block
 from bench.models import display_name
-from bench.pool import WorkerLost
 from bench.profilepass import profile_block
 from bench.record import CellRecord
+from bench.refworker import ReferenceWorker
 from bench.results import TRIALS_FILE, ResultsWriter, TrialJournal
 from bench.schedule import Measured, Planned, Scheduler
 from bench.shard import assign, cell_cost, input_elements
@@ -58,9 +58,10 @@ class Runner:
             self.log_dir, config.timing, config.seed, config.cell_timeout,
             config.times_end_to_end, config.cpus, progress, config.allocator,
         )  # fmt: skip
+        self.reference = ReferenceWorker(self.scheduler, config.cell_timeout)
         self.artifacts = Artifacts(
             dict(config.file_dims), Path(config.cache_dir), config.parity_seeds,
-            self._reference_in_worker, progress, config.int_range_map(),
+            self.reference.reference, self.reference.prep, progress, config.int_range_map(),
         )  # fmt: skip
         self.checks = ParityChecks(config, self.artifacts, self.scheduler.worker,
                                    self.scheduler.forget, self.classes)  # fmt: skip
@@ -95,19 +96,6 @@ class Runner:
         runs = cell.precision in cls.precisions and spec.fixed_batch() in (None, cell.batch_size)
         return cell_cost(input_elements(spec, cell), cls.consumes, self.config.timing,
                          self.config.times_end_to_end, runs)  # fmt: skip
-
-    def _reference_in_worker(self, job: ReferenceJob) -> ReferenceOutcome:
-        try:
-            reply = self.scheduler.worker("reference", "reference").execute(
-                job, self.config.cell_timeout + (PREPARE_ALLOWANCE_S if not job.inputs else 0)
-            )
-        except WorkerLost as lost:
-            self.scheduler.forget("reference")
-            raise ReferenceFailed(str(lost), lost.status) from None
-        if isinstance(reply, Failure):
-            raise ReferenceFailed(reply.reason)
-        assert isinstance(reply, ReferenceOutcome)
-        return reply
 
     # -- records ----------------------------------------------------------------------------
 

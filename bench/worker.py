@@ -44,6 +44,8 @@ from bench.jobs import (  # noqa: E402
     UnloadOutcome,
 )
 from bench.models.checks import ModelProblem  # noqa: E402
+from bench.prepjobs import ExportJob, OracleJob  # noqa: E402
+from bench.prepworker import module_of, run_prep  # noqa: E402
 from bench.timing import CpuLoad, measure, seconds  # noqa: E402
 
 
@@ -159,22 +161,15 @@ def reference_outputs(job: ReferenceJob) -> ReferenceOutcome:
     )
 
 
-#: PyTorch modules built for reference jobs, by model reference (built once per worker).
-_MODULES: dict[str, Any] = {}
-
-
 def torch_reference(job: ReferenceJob) -> ReferenceOutcome:
     """PyTorch eager fp32 outputs of `job.model` on each input batch, flattened and named
     like the spec's outputs; a forward whose result bench cannot name is a `ModelProblem`."""
     import torch
 
-    from bench.models import resolve_model
     from bench.models.checks import ModelProblem, named_outputs
 
     assert job.model is not None
-    if job.model not in _MODULES:
-        _MODULES[job.model] = resolve_model(job.model).build_module()
-    module = _MODULES[job.model]
+    module = module_of(job.model)  # the module the model's exports and oracle also use
     found = []
     for batch in job.inputs:
         args = [torch.from_numpy(batch[name]) for name in job.input_names]
@@ -202,6 +197,8 @@ def handle(host: CellHost, job: Job) -> Reply:
             return host.profile(job)
         if isinstance(job, OutputsJob | DivergenceJob | EvaluatorJob):
             return run_check(job)
+        if isinstance(job, ExportJob | OracleJob):
+            return run_prep(job)
         return torch_reference(job) if job.model else reference_outputs(job)
     except ModelProblem as exc:  # the model as given cannot be measured: say what to change
         return Failure("failed", str(exc), "ModelProblem")

@@ -55,3 +55,23 @@ def _picky():
 
 def picky() -> ModelSpec:
     return ModelSpec("picky", _picky, IMAGE, (OutputSpec("y"),))
+
+
+def _export_crasher():
+    import os
+
+    import torch
+    from torch import nn
+
+    class ExportCrasher(nn.Module):
+        def forward(self, x):
+            if torch.jit.is_tracing():  # TorchScript export: the process dies, as a native
+                os.abort()  # crash inside torch.onnx.export would take it
+            return x * 2
+
+    return ExportCrasher()
+
+
+def export_crasher() -> ModelSpec:
+    """Runs in eager mode; aborts the process that exports it with TorchScript."""
+    return ModelSpec("export_crasher", _export_crasher, IMAGE, (OutputSpec("y"),))

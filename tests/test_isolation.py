@@ -118,3 +118,59 @@ def test_a_crash_inside_a_trial_costs_that_cell_and_its_neighbours_reload(tmp_pa
     assert survivor["latency"]["inference"]["n_trials"] >= 3  # a contended trial may add one
     assert any("reloaded" in w for w in survivor["warnings"])
     assert all(r["status"] == "ok" for r in records if r["backend"] == "ort-cpu")
+
+
+def test_an_export_that_kills_its_process_costs_that_models_cells_only(tmp_path, bench_env):
+    """torch.onnx.export runs in the reference worker: an export that aborts kills that
+    worker, the model's cells fail saying so, and the next model exports in a fresh one."""
+    out = tmp_path / "run"
+    proc = _run(
+        ["run", "--models", "failing_models:export_crasher,simple_cnn", "--backends", "ort-cpu",
+         "--exporter", "torchscript", "--opsets", "17", "--batch-sizes", "1", "--out", str(out),
+         *FAST_TIMING],
+        bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    by_cell = {(r["model"], r["backend"]): r for r in records if r["kind"] == "cell"}
+    crashed = by_cell[("export_crasher", "ort-cpu")]
+    assert crashed["status"] == "export_failed"
+    assert "export: crashed in the reference worker: worker killed by SIGABRT" in crashed["reason"]
+    assert by_cell[("export_crasher", "torch")]["status"] == "ok"  # eager needs no export
+    assert by_cell[("simple_cnn", "ort-cpu")]["status"] == "ok"
+    assert by_cell[("simple_cnn", "ort-cpu")]["parity"]["passed"] is True
+
+
+def test_a_lost_reference_worker_is_one_line_for_exports_and_oracles() -> None:
+    from bench.artifacts import Artifacts
+    from bench.pool import WorkerLost
+    from bench.prepjobs import ExportJob
+    from bench.refworker import ReferenceWorker
+
+    class HangingWorker:
+        def execute(self, job, timeout):
+            raise WorkerLost("timeout", f"worker gave no result within {timeout:g}s and was "
+                             "killed; stderr tail:\nlast words")  # fmt: skip
+
+    class Scheduler:
+        def __init__(self) -> None:
+            self.forgotten: list[str] = []
+
+        def worker(self, key, label):
+            return HangingWorker()
+
+        def forget(self, key):
+            self.forgotten.append(key)
+
+    scheduler = Scheduler()
+    reference = ReferenceWorker(scheduler, cell_timeout=5)  # type: ignore[arg-type]
+    line = reference.prep(ExportJob("simple_cnn", "dynamo", 18, "/nonexistent"))
+    assert line == (
+        "timeout in the reference worker: worker gave no result within 65s and was killed"
+    )
+    assert scheduler.forgotten == ["reference"]
+    artifacts = Artifacts({}, Path("/nonexistent"), (0,), reference.reference, reference.prep,
+                          progress=lambda line: None)  # fmt: skip
+    result = artifacts.export("simple_cnn", "dynamo", 18)
+    assert not result.ok and result.error.startswith("export: timeout in the reference worker")
