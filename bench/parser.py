@@ -4,6 +4,8 @@ the help text, config files and the library agree; validation lives in bench.opt
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from bench.config import RunConfig
@@ -21,12 +23,45 @@ def _csv(values: tuple[object, ...]) -> str:
     return ",".join(str(v) for v in values)
 
 
+#: Options whose value may start with "-" (`--shard -1/2`): argparse reads such a token as an
+#: option and says "expected one argument"; it is joined to its option (`--shard=-1/2`) so the
+#: option's own check names the problem.
+DASH_VALUE_OPTIONS = frozenset({"--shard"})
+
+
+def join_dash_values(argv: Sequence[str]) -> list[str]:
+    """`argv` with `OPTION -VALUE` written `OPTION=-VALUE` for `DASH_VALUE_OPTIONS` (a value
+    starting with "--" is left alone: that is the next option, the value was forgotten)."""
+    out: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            out += [token, *tokens]
+            break
+        if token in DASH_VALUE_OPTIONS:
+            value = next(tokens, None)
+            if value is not None and value.startswith("-") and not value.startswith("--"):
+                out.append(f"{token}={value}")
+                continue
+            out += [token] if value is None else [token, value]
+            continue
+        out.append(token)
+    return out
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem (exit 2), no usage dump."""
 
     #: The Python API (bench.api) sets this: a usage error raises `BenchError` with the line
     #: the command line would print, instead of exiting.
     raise_errors = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, with `join_dash_values` applied first."""
+        given = sys.argv[1:] if args is None else args
+        return super().parse_known_args(join_dash_values(given), namespace)
 
     def error(self, message: str) -> NoReturn:
         line = f"{message} (see '{self.prog} --help')"

@@ -116,14 +116,32 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # -- the shard assignment ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["0/3", "4/3", "3", "a/b", "1/0", "-1/2", "1/2/3"])
-def test_bad_shard_is_one_line_exit_2(text: str, capsys, tmp_path) -> None:
+@pytest.mark.parametrize("joined", [True, False])
+@pytest.mark.parametrize("text", ["0/3", "4/3", "3", "a/b", "1/0", "-1/2", "-1", "-x", "1/2/3"])
+def test_bad_shard_is_one_line_exit_2(text: str, joined: bool, capsys, tmp_path) -> None:
+    """`--shard -1/2` (two tokens) once got argparse's "expected one argument"."""
     out = tmp_path / "never"
-    assert main(["run", "--backends", "ort-cpu", f"--shard={text}", "--out", str(out)]) == 2
+    shard = [f"--shard={text}"] if joined else ["--shard", text]
+    assert main(["run", "--backends", "ort-cpu", *shard, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("bench: error: --shard") and "\n" not in err
     assert "I/N" in err or "from 1 to N" in err or "N runs from 1 to" in err
     assert not out.exists()
+
+
+def test_a_negative_shard_through_the_api_and_a_process_is_the_same_line(tmp_path) -> None:
+    import bench
+
+    with pytest.raises(BenchError, match=r"^--shard '-1/2': give I/N"):
+        bench.run(shard="-1/2", out=str(tmp_path / "never"))
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--shard", "-1/2"],
+                          capture_output=True, text=True, env=_env())  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert (
+        proc.stderr == "bench: error: --shard '-1/2': give I/N, the shard's number and the "
+        "number of shards, e.g. --shard 2/3\n"
+    )
+    assert not (tmp_path / "never").exists()
 
 
 def test_parse_shard() -> None:
