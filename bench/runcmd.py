@@ -131,6 +131,9 @@ def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
                   f"{len(runner.cells(whole=True))} cells for {count} shards); nothing to "
                   f"measure, the folder records an empty shard: {run_dir}")  # fmt: skip
             ResultsWriter(run_dir).close()
+            saved = run_file(run_id, config)
+            saved["sweep"]["cells"] = 0  # an empty results.jsonl is this shard's whole result
+            write_json(run_dir / RUN_FILE, saved)
             return _finish(run_dir, env, args, 0, False, "")
         print(f"bench: {len(cells)} cells -> {run_dir}"
               + (f" ({len(all_cells) - len(cells)} already done)" if finished else ""))  # fmt: skip

@@ -414,7 +414,12 @@ def test_an_empty_shard_says_so_leaves_a_valid_folder_and_merges(tmp_path) -> No
     empty = tmp_path / "s2"
     assert (empty / "results.jsonl").read_text() == ""
     assert "No cells were run." in (empty / "report.md").read_text()
-    assert json.loads((empty / "run.json").read_text())["sweep"]["shard"] == 2
+    assert json.loads((empty / "run.json").read_text())["sweep"] == {
+        "id": sweep_id(json.loads((empty / "run.json").read_text())["config"]),
+        "shard": 2, "shards": 2, "cells": 0,
+    }  # fmt: skip
+    assert main(["report", str(empty)]) == 0  # an empty shard is not an empty results file
+    assert main(["history", "add", str(empty), "--db", str(tmp_path / "h.db")]) == 0
     assert main(["merge", str(tmp_path / "s1"), str(empty), "--out", str(tmp_path / "m")]) == 0
     assert _verdicts(tmp_path / "m") == _verdicts(tmp_path / "s1") and len(_verdicts(empty)) == 0
 
