@@ -424,6 +424,37 @@ def test_an_empty_shard_says_so_leaves_a_valid_folder_and_merges(tmp_path) -> No
     assert _verdicts(tmp_path / "m") == _verdicts(tmp_path / "s1") and len(_verdicts(empty)) == 0
 
 
+def test_a_torn_or_missing_control_record_is_an_unfinished_shard_that_resume_finishes(
+    tmp_path, capsys
+) -> None:
+    """A shard killed while writing its control record (its last line) once merged without
+    it, silently; now merge names the line and says to resume, and the resume measures it."""
+    grid = ["--models", "mlp", "--backends", "ort-cpu", "--no-baseline", "--opsets", "18",
+            "--batch-sizes", "1", *FAST_TIMING]  # fmt: skip
+    shard = tmp_path / "s1"
+    made = subprocess.run([sys.executable, "-m", "bench", "run", *grid, "--shard", "1/1",
+                           "--out", str(shard)], capture_output=True, text=True, env=_env())  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    results = shard / "results.jsonl"
+    cell, control = results.read_text().splitlines()
+    assert json.loads(control)["kind"] == "control"
+    out = tmp_path / "m"
+    results.write_text(cell + "\n" + control[: len(control) // 2])  # SIGKILL mid-write
+    _refused([str(shard)], capsys, out, f"{results}:2: a torn last line",
+             f"unfinished shard: finish it with bench run --resume {shard}")  # fmt: skip
+    results.write_text(cell + "\n")  # killed before the control workload's record
+    _refused([str(shard)], capsys, out, "no record of the control workload (control/control",
+             f"bench run --resume {shard}")  # fmt: skip
+    resumed = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", str(shard)],
+                             capture_output=True, text=True, env=_env())  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "0 cells" in resumed.stdout and "control workload's record is missing" in resumed.stdout
+    lines = results.read_text().splitlines()
+    assert lines[0] == cell and [json.loads(x)["kind"] for x in lines] == ["cell", "control"]
+    assert main(["merge", str(shard), "--out", str(out)]) == 0
+    assert [r["kind"] for r in read_records(out)] == ["cell", "control"]
+
+
 def test_a_host_name_alone_is_not_other_hardware(sweep, tmp_path, capsys) -> None:
     s1, s2, s3 = _copy(sweep, tmp_path)
     _edit(s2 / "env.json", lambda e: e.update(host="twin-node", memory_gib=1.0))
