@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from bench.config import RunConfig
+from bench.dashvalues import join_dash_values
 from bench.errors import BenchError
 from bench.history.parser import add_history_parser
 from bench.limits import DEFAULT_PROFILE_RUNS
@@ -21,32 +22,6 @@ TIMING = TimingPolicy()
 
 def _csv(values: tuple[object, ...]) -> str:
     return ",".join(str(v) for v in values)
-
-
-#: Options whose value may start with "-" (`--shard -1/2`): argparse reads such a token as an
-#: option and says "expected one argument"; it is joined to its option (`--shard=-1/2`) so the
-#: option's own check names the problem.
-DASH_VALUE_OPTIONS = frozenset({"--shard"})
-
-
-def join_dash_values(argv: Sequence[str]) -> list[str]:
-    """`argv` with `OPTION -VALUE` written `OPTION=-VALUE` for `DASH_VALUE_OPTIONS` (a value
-    starting with "--" is left alone: that is the next option, the value was forgotten)."""
-    out: list[str] = []
-    tokens = iter(argv)
-    for token in tokens:
-        if token == "--":
-            out += [token, *tokens]
-            break
-        if token in DASH_VALUE_OPTIONS:
-            value = next(tokens, None)
-            if value is not None and value.startswith("-") and not value.startswith("--"):
-                out.append(f"{token}={value}")
-                continue
-            out += [token] if value is None else [token, value]
-            continue
-        out.append(token)
-    return out
 
 
 class OneLineParser(argparse.ArgumentParser):
