@@ -87,8 +87,16 @@ def run(**settings: Any) -> RunResult:
     return RunResult(frame, run_dir, status)
 
 
+def _folder(value: object, what: str) -> Path:
+    """A run folder argument as a Path; anything but text or a path is a one-line `BenchError`."""
+    if isinstance(value, bool) or not isinstance(value, str | PathLike):
+        raise BenchError(f"{what}: a run folder path (str or os.PathLike) is expected, not "
+                         f"{type(value).__name__} {value!r:.60}")  # fmt: skip
+    return Path(value)
+
+
 def _read(run_dir: StrPath, with_config: bool = False) -> RunData:
-    data = read_run(Path(run_dir), with_config=with_config)
+    data = read_run(_folder(run_dir, "bench.load"), with_config=with_config)
     for line in [*data.problem_lines(), *data.caveats]:
         warnings.warn(f"{Path(run_dir).name}: {line}", stacklevel=3)
     return data
@@ -109,24 +117,47 @@ def load(run_dir: StrPath) -> pd.DataFrame:
     return frame
 
 
-def compare(*run_dirs: StrPath, baseline: StrPath | None = None,
-            normalize: str = "auto") -> pd.DataFrame:  # fmt: skip
-    """Compare runs with the baseline (default: the first) cell by cell, as `bench compare`:
-    one row per cell and other run, with the ratio, its interval, the p-value and the verdict.
-    `attrs` holds the environment differences and the control workload's basis per run."""
+def _compared(run_dirs: tuple[Any, ...], baseline: object) -> tuple[list[Path], int]:
+    """The folders to compare (given one by one, or as one list or tuple), each once, and the
+    baseline's index among them; a baseline that is not one of them is a `BenchError`."""
+    given = (
+        run_dirs[0] if len(run_dirs) == 1 and isinstance(run_dirs[0], list | tuple) else run_dirs
+    )
+    folders: dict[Path, Path] = {}  # resolved -> as given
+    for value in given:
+        folder = _folder(value, "bench.compare")
+        folders.setdefault(folder.resolve(), folder)
+    if len(folders) < 2:
+        raise BenchError("bench.compare needs at least two different run folders, given one by "
+                         "one (compare(A, B, ...)) or as one list (compare([A, B, ...])); "
+                         f"got {len(folders)}")  # fmt: skip
+    if baseline is None:
+        return list(folders.values()), 0
+    chosen = _folder(baseline, "bench.compare: baseline").resolve()
+    if chosen not in folders:
+        valid = ", ".join(str(f) for f in folders.values())
+        raise BenchError(f"bench.compare: baseline {str(baseline)!r} is not one of the compared "
+                         f"folders; valid: {valid}")  # fmt: skip
+    return list(folders.values()), list(folders).index(chosen)
+
+
+def compare(*run_dirs: StrPath | list[StrPath] | tuple[StrPath, ...],
+            baseline: StrPath | None = None, normalize: str = "auto") -> pd.DataFrame:  # fmt: skip
+    """Compare runs with the baseline (one of them; default: the first) cell by cell, as
+    `bench compare`: one row per cell and other run, with the ratio, its interval, the p-value
+    and the verdict. The folders come one by one or as one list. `attrs` holds the
+    environment differences and the control workload's basis per run."""
     from bench.comparison import JOIN_KEYS, Run
     from bench.comparison import compare as compare_runs
 
     if normalize not in ("auto", "control", "none"):
         raise BenchError(f"normalize: {normalize!r}; valid: auto, control, none")
-    folders = list(dict.fromkeys(map(str, [*([baseline] if baseline else []), *run_dirs])))
-    if len(folders) < 2:
-        raise BenchError("compare needs at least two different run folders")
+    folders, base = _compared(run_dirs, baseline)
     runs = []
     for folder in folders:
         data = _read(folder, with_config=True)
-        runs.append(Run(Path(folder).name, data.records, data.env, data.config))
-    result = compare_runs(runs, baseline=0, normalize=normalize)
+        runs.append(Run(folder.name, data.records, data.env, data.config))
+    result = compare_runs(runs, baseline=base, normalize=normalize)
     rows = []
     for cell in result.cells:
         row = dataclasses.asdict(cell)

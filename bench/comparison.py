@@ -9,9 +9,9 @@ detectable effect; a smaller change is `cannot resolve`, as is a cell whose runs
 noisy to detect a change of GATE_HINT; otherwise `unchanged`.
 
 Both runs measured the control workload (bench.control): each cell's ratio is also reported
-relative to the control's ratio, which removes what the machine did between the runs. The
-verdicts use that relative ratio with `normalize="control"`, or with "auto" (the default) when
-the control itself resolved a change; otherwise raw ratios. Measured on a shared 2-core
+relative to the control's ratio (unless `normalize="none"`), which removes what the machine did
+between the runs. The verdicts use that relative ratio with `normalize="control"`, or with
+"auto" (the default) when the control itself resolved a change; otherwise raw ratios. Measured on a shared 2-core
 machine, the control's own trial spread (about 25%) was larger than most cells' (10-20%), so
 dividing by it when the machine had not moved only widened every interval.
 """
@@ -85,6 +85,7 @@ class Comparison:
     control: dict[str, RatioTest | None] = field(default_factory=dict)  # per other run
     basis: dict[str, str] = field(default_factory=dict)  # per other run: "raw" | "control"
     moved_together: dict[str, str] = field(default_factory=dict)  # per other run
+    normalize: str = "auto"  # as asked: "auto" | "control" | "none"
 
 
 def _timed(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -156,10 +157,15 @@ def _comparability(base: dict[str, Any], other: dict[str, Any]) -> str | None:
 
 
 def compare_cell(
-    base: dict[str, Any], other: dict[str, Any], other_name: str, control: RatioTest | None = None
+    base: dict[str, Any],
+    other: dict[str, Any],
+    other_name: str,
+    control: RatioTest | None = None,
+    judge_by_control: bool = True,
 ) -> CellComparison:
-    """Join one cell of the baseline with the same cell of another run; with `control`, the
-    verdict uses the ratio relative to the control workload's."""
+    """Join one cell of the baseline with the same cell of another run. With `control`, the
+    ratio relative to the control workload's is reported too, and the verdict uses it unless
+    `judge_by_control` is False (then it judges the raw ratio)."""
     reason = _comparability(base, other)
     drift = parity_drift(base, other)
     common = dict(
@@ -179,30 +185,53 @@ def compare_cell(
                               ratio=center1 / center0, ratio_low=None, ratio_high=None,
                               p_value=None, verdict="cannot resolve", **common)  # fmt: skip
     relative = raw.relative_to(control, ALPHA, POWER) if control else None
-    used = relative or raw
+    used = relative if relative and judge_by_control else raw
     return CellComparison(
         base_median_us=center0, other_median_us=center1, ratio=raw.ratio, ratio_low=used.low,
         ratio_high=used.high, p_value=used.p_value, verdict=verdict(used),
         ratio_vs_control=relative.ratio if relative else None, mde=used.mde,
-        basis="control" if relative else "raw", **common,
+        basis="control" if used is relative else "raw", **common,
     )  # fmt: skip
 
 
-def moved_together(cells: Sequence[CellComparison], control: RatioTest | None) -> str:
-    """A sentence when the whole run moved (the machine, not the code), else ""."""
+def _cells_moved(cells: Sequence[CellComparison]) -> tuple[str, str] | None:
+    """(side, "N% of cells moved SIDE together (geometric mean Gx)") when most cells moved
+    one way, by more than 3% on the geometric mean; else None."""
     ratios = [c.ratio for c in cells if c.ratio and c.comparable]
-    parts = []
-    if control is not None and verdict(control) in ("slower", "faster"):
-        parts.append(f"the control workload ran {control.ratio:.2f}x the baseline's time "
-                     "(the machine itself was " + verdict(control) + ")")  # fmt: skip
-    if len(ratios) >= 3:
-        up = sum(r > 1 for r in ratios) / len(ratios)
-        geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
-        if max(up, 1 - up) >= MOVED_TOGETHER and abs(geo - 1) > 0.03:
-            side = "slower" if up >= MOVED_TOGETHER else "faster"
-            parts.append(f"{max(up, 1 - up):.0%} of cells moved {side} together "
-                         f"(geometric mean {geo:.2f}x)")  # fmt: skip
-    return "; ".join(parts)
+    if len(ratios) < 3:
+        return None
+    up = sum(r > 1 for r in ratios) / len(ratios)
+    geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+    if max(up, 1 - up) < MOVED_TOGETHER or abs(geo - 1) <= 0.03:
+        return None
+    side = "slower" if up >= MOVED_TOGETHER else "faster"
+    return side, f"{max(up, 1 - up):.0%} of cells moved {side} together (geometric mean {geo:.2f}x)"
+
+
+def moved_together(cells: Sequence[CellComparison], control: RatioTest | None) -> str:
+    """A sentence when the cells moved together or the control moved, saying what moved them
+    as far as the control can tell (the machine, or the code and runtimes); else ""."""
+    moved = _cells_moved(cells)
+    control_side = verdict(control) if control is not None else None
+    if control is None or control_side not in ("slower", "faster"):
+        ran = "" if control is None else (f" (the control workload ran {control.ratio:.2f}x "
+                                          f"the baseline's time, {control_side})")  # fmt: skip
+        if moved is None:
+            return ""
+        if control is None:
+            return (f"{moved[1]}; no control workload in both runs to tell the machine from "
+                    "the code")  # fmt: skip
+        return (
+            f"{moved[1]}, the control did not move{ran}: the code or the runtimes, not the machine"
+        )
+    said = (f"the control workload ran {control.ratio:.2f}x the baseline's time (the machine "
+            f"itself was {control_side})")  # fmt: skip
+    if moved is None:
+        return f"{said}; the cells did not move together with it"
+    if moved[0] == control_side:
+        return f"{moved[1]}, and so did the control: {said}"
+    return (f"{moved[1]} while the control moved the other way: {said}; the code or the "
+            "runtimes, not the machine")  # fmt: skip
 
 
 CONFIG_FIELDS = ("threads", "backend_options", "mode", "requests", "timing", "exporter")
@@ -236,7 +265,7 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
     dividing by a noisy control otherwise only widens every interval."""
     base = runs[baseline]
     others = [r for i, r in enumerate(runs) if i != baseline]
-    result = Comparison(baseline=base.name, others=[r.name for r in others])
+    result = Comparison(baseline=base.name, others=[r.name for r in others], normalize=normalize)
     base_cells = {_key(r): r for r in base.records if r.get("kind", "cell") == "cell"}
     for run in others:
         cells = {_key(r): r for r in run.records if r.get("kind", "cell") == "cell"}
@@ -247,10 +276,11 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
             raise BenchError(f"--normalize control: {base.name} or {run.name} has no control "
                              "workload record (runs made with --no-control or --trials 1)")  # fmt: skip
         machine_moved = control is not None and verdict(control) in ("slower", "faster")
-        use = normalize == "control" or (normalize == "auto" and machine_moved)
-        used_control = control if use else None
+        use = control is not None and (normalize == "control" or (normalize == "auto"
+                                                                 and machine_moved))  # fmt: skip
+        shown = control if normalize != "none" else None  # the vs-control column
         result.control[run.name] = control
-        result.basis[run.name] = "control" if used_control else "raw"
+        result.basis[run.name] = "control" if use else "raw"
         result.env_differences[run.name] = env_differences(
             base.env, run.env, base.config, run.config
         )
@@ -258,7 +288,7 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
         result.only_in[run.name] = [k for k in cells if k not in base_cells]
         for key, record in base_cells.items():
             if key in cells:
-                result.cells.append(compare_cell(record, cells[key], run.name, used_control))
+                result.cells.append(compare_cell(record, cells[key], run.name, shown, use))
         by_backend: dict[str, list[float]] = {}
         for cell in result.cells:
             if cell.other == run.name and cell.comparable and cell.ratio:

@@ -2,7 +2,8 @@
 
 Every check runs before anything is written, and a refusal is one line (exit 2):
 each input is a finished shard folder (run.json with a `sweep`, env.json, results.jsonl of
-valid records of its own run; no run in progress in it); all belong to one sweep (the same
+valid records of its own run, no torn last line, the control workload's record when cells were
+timed; no run in progress in it); all belong to one sweep (the same
 sweep id and configuration apart from the shard, the same shard count, each shard once, one
 record schema); together they hold every cell of the sweep's grid exactly once, each in the
 shard the assignment gave it; and they were measured on one machine profile
@@ -19,14 +20,26 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig
+from bench.control import control_ids
 from bench.diskio import WriteFailed, write_atomic
 from bench.errors import BenchError
 from bench.lock import run_in_progress
 from bench.machines import differences, label, profile, profile_key
 from bench.record import jsonable
-from bench.results import ENV_FILE, RESULTS_FILE, RUN_FILE, latest_records, read_json, scan_records
+from bench.results import (
+    ENV_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    latest_records,
+    read_json,
+    scan_records,
+    torn_last_line,
+)
 from bench.shard import LOCAL_KEYS, assign, sweep_id
 from bench.validate_run import config_problem, env_problems
+
+#: Statuses of a cell that reached its timed trials: the run then measured the control too.
+TIMED_STATUSES = ("ok", "parity_failed", "crashed", "timeout")
 
 
 @dataclass
@@ -86,15 +99,36 @@ def read_shard(path: Path) -> ShardFolder:
         raise BenchError(f"merge: {exc} (an unfinished shard: bench run --resume {path})") from None
     if bad:
         raise BenchError(f"merge: {path / RESULTS_FILE}:{bad[0].line}: {bad[0].reason}")
+    resume = f"an unfinished shard: finish it with bench run --resume {path}"
+    torn = torn_last_line(path / RESULTS_FILE)
+    if torn:
+        raise BenchError(f"merge: {path / RESULTS_FILE}:{torn}: a torn last line (the shard was "
+                         f"killed while writing a record): {resume}")  # fmt: skip
     for number, record in good:
         if record.get("run_id") != run_id:
             raise BenchError(f"merge: {path / RESULTS_FILE}:{number} is a record of run "
                              f"{record.get('run_id')!r}, not of this folder's {run_id!r}")  # fmt: skip
         shard.schemas.add(record["schema_version"])
     shard.records = latest_records(r for _, r in good)
+    missing = _missing_controls(config, shard.records)
+    if missing:
+        raise BenchError(f"merge: {path} has no record of the control workload ({missing[0]}): "
+                         f"it was stopped before measuring it: {resume}")  # fmt: skip
     for record in shard.records:
         record["host"] = record.get("host") or env.get("host")
     return shard
+
+
+def _missing_controls(config: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    """The control cell ids a shard should hold and does not: a run that timed a cell
+    measures the control workload after its cells (unless --no-control)."""
+    timed = any(r.get("kind", "cell") == "cell" and r.get("status") in TIMED_STATUSES
+                for r in records)  # fmt: skip
+    if not config.get("control", True) or not timed:
+        return []
+    targets = config.get("targets") or []
+    held = {r.get("cell_id") for r in records if r.get("kind") == "control"}
+    return sorted(control_ids(tuple(map(str, targets))) - held)
 
 
 def check_sweep(shards: list[ShardFolder]) -> tuple[RunConfig, int]:

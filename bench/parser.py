@@ -4,10 +4,13 @@ the help text, config files and the library agree; validation lives in bench.opt
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from bench.allocator import POLICIES
 from bench.config import RunConfig
+from bench.dashvalues import join_dash_values
 from bench.errors import BenchError
 from bench.history.parser import add_history_parser
 from bench.limits import DEFAULT_PROFILE_RUNS
@@ -28,6 +31,13 @@ class OneLineParser(argparse.ArgumentParser):
     #: The Python API (bench.api) sets this: a usage error raises `BenchError` with the line
     #: the command line would print, instead of exiting.
     raise_errors = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, with `join_dash_values` applied first."""
+        given = sys.argv[1:] if args is None else args
+        return super().parse_known_args(join_dash_values(given), namespace)
 
     def error(self, message: str) -> NoReturn:
         line = f"{message} (see '{self.prog} --help')"

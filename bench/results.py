@@ -207,6 +207,23 @@ def scan_records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Unr
     return good, bad
 
 
+def torn_last_line(path: Path) -> int | None:
+    """The number of a torn last line (no newline after it, not JSON: a run killed mid-write),
+    which `scan_records` leaves out; None when the file ends whole or is missing."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data or data.endswith(b"\n"):
+        return None
+    last = data[data.rfind(b"\n") + 1 :]
+    try:
+        json.loads(last)
+    except (ValueError, RecursionError):
+        return data.count(b"\n") + 1
+    return None
+
+
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     """The raw records of a results.jsonl, checked line by line; a damaged or foreign file is
     one `BenchError` naming the first bad line. Only a torn last line is skipped."""

@@ -122,8 +122,13 @@ def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
         runner = Runner(config, run_dir, run_id)
         all_cells = runner.cells()
         check_explain_cells(config.explain_cells, all_cells, resumed=False)
+        # A resumed folder whose cells are done but whose control record is missing (killed
+        # while writing it) measures the control alone; else it is measured again with the
+        # cells left to run.
+        missing = config.control and bool(finished - control_ids(config.targets))
+        missing = missing and not control_ids(config.targets) <= finished
         if config.control:
-            finished -= control_ids(config.targets)  # measured again with the cells to run
+            finished -= control_ids(config.targets)
         cells = [c for c in all_cells if c.cell_id not in finished]
         if config.shard is not None and not all_cells:  # more shards than cells
             index, count = config.shard
@@ -131,16 +136,20 @@ def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
                   f"{len(runner.cells(whole=True))} cells for {count} shards); nothing to "
                   f"measure, the folder records an empty shard: {run_dir}")  # fmt: skip
             ResultsWriter(run_dir).close()
+            saved = run_file(run_id, config)
+            saved["sweep"]["cells"] = 0  # an empty results.jsonl is this shard's whole result
+            write_json(run_dir / RUN_FILE, saved)
             return _finish(run_dir, env, args, 0, False, "")
         print(f"bench: {len(cells)} cells -> {run_dir}"
-              + (f" ({len(all_cells) - len(cells)} already done)" if finished else ""))  # fmt: skip
+              + (f" ({len(all_cells) - len(cells)} already done)" if finished else "")
+              + ("; the control workload's record is missing: measuring it" if missing else ""))  # fmt: skip
         resume = f"bench run --resume {run_dir}"
         stop.resume_hint = f"; finish with: {resume}"
         ran: list[CellRecord] = []
         try:
             writer = ResultsWriter(run_dir)
             try:
-                ran = runner.run(writer, cells, stop)
+                ran = runner.run(writer, cells, stop, control_missing=missing)
             finally:
                 writer.close()
         except KeyboardInterrupt:  # a second signal: the job in flight is lost, no more

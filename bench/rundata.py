@@ -5,7 +5,9 @@ The rules (results/README.md, "Damaged run folders"):
 - a results.jsonl line that is not a valid record (not JSON, not an object, no schema
   version, an unknown status, wrong types in the fields reports read) is skipped, named on
   stderr with its line number, and counted in the reports as "N unreadable records";
-- a record of a newer schema, or a file with no readable record at all, is refused;
+- a record of a newer schema, or a file with no readable record at all, is refused; so is
+  an empty one (0 bytes, blank lines, a torn line alone) unless a run is in progress in the
+  folder (its records so far: none yet) or run.json marks it an empty shard (`sweep.cells` 0);
 - env.json unreadable: the reports are written without the environment and say why; a field
   of the wrong type is left out and named;
 - run.json unreadable: compare compares no settings and says why.
@@ -28,6 +30,7 @@ from bench.results import (
     latest_records,
     read_json,
     scan_records,
+    torn_last_line,
 )
 from bench.validate_run import env_problems
 
@@ -84,9 +87,31 @@ def _config(run_dir: Path, caveats: list[str]) -> dict[str, Any]:
     return config
 
 
+def empty_shard(run_dir: Path) -> bool:
+    """run.json says the folder is a shard whose part of the grid holds no cells (`bench run
+    --shard I/N` with more shards than cells): its empty results.jsonl is its whole result."""
+    try:
+        sweep = read_json(run_dir / RUN_FILE).get("sweep")
+    except BenchError:
+        return False
+    return isinstance(sweep, dict) and sweep.get("cells") == 0
+
+
+def _refuse_empty(run_dir: Path) -> None:
+    """An empty results.jsonl (0 bytes, blank lines, a torn line alone): nothing to read."""
+    path = run_dir / RESULTS_FILE
+    torn = torn_last_line(path)
+    what = f"only a torn line {torn}" if torn else "empty"
+    finish = (f"; finish it with: bench run --resume {run_dir}"
+              if (run_dir / RUN_FILE).is_file() else "")  # fmt: skip
+    raise BenchError(f"{path} holds no record ({what}): nothing was measured (a run stopped "
+                     f"before its first cell ended){finish}")  # fmt: skip
+
+
 def read_run(run_dir: Path, with_config: bool = False) -> RunData:
     """Read a run folder leniently (see the module's rules); `BenchError` when nothing in it
-    can be read."""
+    can be read, or it holds no record (unless a run is in progress in it, or it is an empty
+    shard)."""
     if not run_dir.is_dir():
         raise BenchError(f"{run_dir} is not a run folder")
     good, bad = scan_records(run_dir / RESULTS_FILE)
@@ -95,6 +120,8 @@ def read_run(run_dir: Path, with_config: bool = False) -> RunData:
                          "line of it is a readable record)")  # fmt: skip
     caveats: list[str] = []
     holder = run_in_progress(run_dir)
+    if not good and not bad and not holder and not empty_shard(run_dir):
+        _refuse_empty(run_dir)
     if holder:
         caveats.append(f"a run is in progress in this folder ({holder}): these are the records "
                        "written so far")  # fmt: skip

@@ -222,8 +222,11 @@ class Runner:
 
     # -- the sweep ----------------------------------------------------------------------------
 
-    def run(self, writer: ResultsWriter, cells: list[Cell], stop: StopRequest) -> list[CellRecord]:
-        """Plan and measure `cells`; stop early (cleanly) when `stop.requested` is set."""
+    def run(self, writer: ResultsWriter, cells: list[Cell], stop: StopRequest,
+            control_missing: bool = False) -> list[CellRecord]:  # fmt: skip
+        """Plan and measure `cells`, then the control workload (with `control_missing`, even
+        when no cell is left: a resumed folder lacks its record); stop early (cleanly) when
+        `stop.requested` is set."""
         records: list[CellRecord] = []
         skips_shown: set[tuple[str, str | None]] = set()
 
@@ -258,7 +261,7 @@ class Runner:
                     emit(result)
                 else:
                     planned.append(result)
-            if planned and self.config.control and not stop.requested:
+            if (planned or control_missing) and self.config.control and not stop.requested:
                 planned.extend(self.control_plan(t) for t in self.config.targets or [None])
             with TrialJournal(writer.path.parent / TRIALS_FILE) as journal:
                 executor.measure(planned, lambda m: emit(self.judge(m)),

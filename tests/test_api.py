@@ -118,6 +118,32 @@ def test_compare_returns_one_row_per_joined_cell() -> None:
         bench.compare(DATA / "run_default_threads", DATA / "run_one_thread", normalize="control")
 
 
+@pytest.mark.parametrize("value", [None, 3, True, b"results/x", ["a", "b"]])
+def test_load_of_something_not_a_folder_path_is_one_bench_error(value: object) -> None:
+    """`bench.load(None)` once raised TypeError."""
+    with pytest.raises(bench.BenchError, match=r"^bench.load: a run folder path") as caught:
+        bench.load(value)  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
+
+
+def test_compare_takes_a_list_of_folders_and_a_baseline_among_them() -> None:
+    a, b = DATA / "run_default_threads", DATA / "run_one_thread"
+    listed = bench.compare([a, b])
+    assert len(listed) == 6 and set(listed["baseline"]) == {a.name}
+    swapped = bench.compare((str(a), f"{b}/"), baseline=b)  # the same folder spelt otherwise
+    assert set(swapped["baseline"]) == {b.name} and set(swapped["other"]) == {a.name}
+    assert bench.compare(a, b, baseline=a).equals(bench.compare(a, b))
+    with pytest.raises(bench.BenchError, match=r"at least two different run folders.*as one list"):
+        bench.compare([a])
+    with pytest.raises(bench.BenchError, match=r"a run folder path .* not NoneType"):
+        bench.compare([a, None])  # type: ignore[list-item]
+    with pytest.raises(bench.BenchError) as caught:
+        bench.compare(a, b, baseline=DATA / "v3_default_threads")
+    line = str(caught.value)
+    assert "baseline" in line and "is not one of the compared folders" in line
+    assert f"valid: {a}, {b}" in line and "\n" not in line
+
+
 @pytest.mark.slow
 def test_two_new_runs_join_tests_data_in_the_history(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -307,3 +307,59 @@ def test_env_records_affinity_and_thread_settings(sweep) -> None:
     threading = json.loads((out / "env.json").read_text())["threading"]
     assert threading["affinity"] and threading["worker_cpus"] is None
     assert isinstance(threading["thread_variables"], dict)
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"", "(empty)"),
+        (b"\n  \n\n", "(empty)"),
+        (b'{"schema_version": 5, "st', "(only a torn line 1)"),
+    ],
+)
+def test_an_empty_results_file_is_refused_by_every_reader(
+    content: bytes, says: str, bench_env, tmp_path
+) -> None:
+    """report, compare, history add and bench.load once read an empty results.jsonl as a run
+    of 0 cells; README's exit-code table says a folder with nothing readable is exit 2."""
+    import shutil
+
+    import bench as api
+
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "run_one_thread", run)
+    (run / "results.jsonl").write_bytes(content)
+    before = sorted(p.name for p in run.iterdir())
+    line = f"bench: error: {run / 'results.jsonl'} holds no record {says}"
+    for args in (["report", str(run)], ["compare", str(DATA / "run_default_threads"), str(run),
+                 "--out", str(tmp_path / "cmp")], ["history", "add", str(run), "--db",
+                 str(tmp_path / "h.db")]):  # fmt: skip
+        proc = bench(*args, env=bench_env)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"bench run --resume {run}" in proc.stderr
+    assert not (tmp_path / "cmp").exists() and not (tmp_path / "h.db").exists()
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing written or removed
+    with pytest.raises(api.BenchError, match="holds no record"):
+        api.load(run)
+
+
+def test_an_empty_results_file_of_a_run_in_progress_is_its_records_so_far(
+    bench_env, tmp_path
+) -> None:
+    import shutil
+
+    from bench.lock import RunLock
+
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "run_one_thread", run)
+    (run / "results.jsonl").write_bytes(b"")
+    with RunLock(run) as lock:
+        lock.acquire(["bench", "run", "(the test)"])
+        proc = bench("report", str(run), env=bench_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "a run is in progress in this folder" in proc.stderr
+    assert "No cells were run." in (run / "report.md").read_text()

@@ -106,6 +106,52 @@ def test_a_machine_slowdown_is_removed_by_the_control_and_reported() -> None:
     assert not regressions(relative, 5) and regressions(raw, 5)
 
 
+def test_auto_shows_vs_control_when_both_runs_have_a_control_and_says_it_judged_raw() -> None:
+    """Under the default --normalize auto, the "vs control" column once stayed empty whenever
+    the control had not moved; and "the whole run moved" was said whatever the control did."""
+    from bench.report.compare_report import markdown_comparison, terminal_comparison
+
+    rng = np.random.default_rng(5)
+    cells = {f"b{i}": rng.lognormal(3, 0.01, 6) for i in range(5)}
+    control = rng.lognormal(4, 0.01, 6)
+    base = _synthetic("base", cells, control=control)
+    slow = {k: 1.2 * v * rng.lognormal(0, 0.01, 6) for k, v in cells.items()}
+    other = _synthetic("new", slow, control=control * rng.lognormal(0, 0.01, 6))
+    result = compare([base, other])
+    assert result.basis["new"] == "raw"
+    assert all(c.verdict == "slower" and c.basis == "raw" for c in result.cells)
+    assert all(c.ratio_vs_control == pytest.approx(1.2, rel=0.05) for c in result.cells)
+    said = result.moved_together["new"]
+    assert "100% of cells moved slower together" in said and "the control did not move" in said
+    assert said.endswith("the code or the runtimes, not the machine")
+    text = terminal_comparison(result)
+    assert "verdicts use raw ratios: the control workload ran" in text
+    assert "'vs control' is shown, not judged" in text
+    assert "whole run moved" not in text
+    row = next(line for line in markdown_comparison(result).splitlines() if "· b0 ·" in line)
+    assert f"{result.cells[0].ratio_vs_control:.3f}" in row
+    none = compare([base, other], normalize="none")
+    assert all(c.ratio_vs_control is None for c in none.cells)
+    assert "verdicts use raw ratios (--normalize none)" in terminal_comparison(none)
+
+
+def test_cells_slower_beside_a_faster_control_is_not_called_the_machine() -> None:
+    rng = np.random.default_rng(6)
+    cells = {f"b{i}": rng.lognormal(3, 0.01, 6) for i in range(5)}
+    base = _synthetic("base", cells, control=rng.lognormal(4, 0.01, 6))
+    slow = {k: 1.3 * v * rng.lognormal(0, 0.01, 6) for k, v in cells.items()}
+    other = _synthetic("new", slow, control=0.7 * rng.lognormal(4, 0.01, 6))
+    result = compare([base, other])
+    said = result.moved_together["new"]
+    assert "cells moved slower together" in said and "the control moved the other way" in said
+    assert "the machine itself was faster" in said and said.endswith("not the machine")
+    assert result.basis["new"] == "control"
+    assert all(c.verdict == "slower" and c.ratio_vs_control > 1.5 for c in result.cells)
+    alone = _synthetic("same", cells, control=0.7 * rng.lognormal(4, 0.01, 6))
+    said = compare([base, alone]).moved_together["same"]
+    assert "the machine itself was faster" in said and "cells did not move together" in said
+
+
 def test_parity_drift_and_not_comparable_and_env_are_reported() -> None:
     rng = np.random.default_rng(1)
     values = rng.lognormal(3, 0.1, 5)

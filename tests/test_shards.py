@@ -116,14 +116,32 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # -- the shard assignment ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["0/3", "4/3", "3", "a/b", "1/0", "-1/2", "1/2/3"])
-def test_bad_shard_is_one_line_exit_2(text: str, capsys, tmp_path) -> None:
+@pytest.mark.parametrize("joined", [True, False])
+@pytest.mark.parametrize("text", ["0/3", "4/3", "3", "a/b", "1/0", "-1/2", "-1", "-x", "1/2/3"])
+def test_bad_shard_is_one_line_exit_2(text: str, joined: bool, capsys, tmp_path) -> None:
+    """`--shard -1/2` (two tokens) once got argparse's "expected one argument"."""
     out = tmp_path / "never"
-    assert main(["run", "--backends", "ort-cpu", f"--shard={text}", "--out", str(out)]) == 2
+    shard = [f"--shard={text}"] if joined else ["--shard", text]
+    assert main(["run", "--backends", "ort-cpu", *shard, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("bench: error: --shard") and "\n" not in err
     assert "I/N" in err or "from 1 to N" in err or "N runs from 1 to" in err
     assert not out.exists()
+
+
+def test_a_negative_shard_through_the_api_and_a_process_is_the_same_line(tmp_path) -> None:
+    import bench
+
+    with pytest.raises(BenchError, match=r"^--shard '-1/2': give I/N"):
+        bench.run(shard="-1/2", out=str(tmp_path / "never"))
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--shard", "-1/2"],
+                          capture_output=True, text=True, env=_env())  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert (
+        proc.stderr == "bench: error: --shard '-1/2': give I/N, the shard's number and the "
+        "number of shards, e.g. --shard 2/3\n"
+    )
+    assert not (tmp_path / "never").exists()
 
 
 def test_parse_shard() -> None:
@@ -396,9 +414,45 @@ def test_an_empty_shard_says_so_leaves_a_valid_folder_and_merges(tmp_path) -> No
     empty = tmp_path / "s2"
     assert (empty / "results.jsonl").read_text() == ""
     assert "No cells were run." in (empty / "report.md").read_text()
-    assert json.loads((empty / "run.json").read_text())["sweep"]["shard"] == 2
+    assert json.loads((empty / "run.json").read_text())["sweep"] == {
+        "id": sweep_id(json.loads((empty / "run.json").read_text())["config"]),
+        "shard": 2, "shards": 2, "cells": 0,
+    }  # fmt: skip
+    assert main(["report", str(empty)]) == 0  # an empty shard is not an empty results file
+    assert main(["history", "add", str(empty), "--db", str(tmp_path / "h.db")]) == 0
     assert main(["merge", str(tmp_path / "s1"), str(empty), "--out", str(tmp_path / "m")]) == 0
     assert _verdicts(tmp_path / "m") == _verdicts(tmp_path / "s1") and len(_verdicts(empty)) == 0
+
+
+def test_a_torn_or_missing_control_record_is_an_unfinished_shard_that_resume_finishes(
+    tmp_path, capsys
+) -> None:
+    """A shard killed while writing its control record (its last line) once merged without
+    it, silently; now merge names the line and says to resume, and the resume measures it."""
+    grid = ["--models", "mlp", "--backends", "ort-cpu", "--no-baseline", "--opsets", "18",
+            "--batch-sizes", "1", *FAST_TIMING]  # fmt: skip
+    shard = tmp_path / "s1"
+    made = subprocess.run([sys.executable, "-m", "bench", "run", *grid, "--shard", "1/1",
+                           "--out", str(shard)], capture_output=True, text=True, env=_env())  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    results = shard / "results.jsonl"
+    cell, control = results.read_text().splitlines()
+    assert json.loads(control)["kind"] == "control"
+    out = tmp_path / "m"
+    results.write_text(cell + "\n" + control[: len(control) // 2])  # SIGKILL mid-write
+    _refused([str(shard)], capsys, out, f"{results}:2: a torn last line",
+             f"unfinished shard: finish it with bench run --resume {shard}")  # fmt: skip
+    results.write_text(cell + "\n")  # killed before the control workload's record
+    _refused([str(shard)], capsys, out, "no record of the control workload (control/control",
+             f"bench run --resume {shard}")  # fmt: skip
+    resumed = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", str(shard)],
+                             capture_output=True, text=True, env=_env())  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "0 cells" in resumed.stdout and "control workload's record is missing" in resumed.stdout
+    lines = results.read_text().splitlines()
+    assert lines[0] == cell and [json.loads(x)["kind"] for x in lines] == ["cell", "control"]
+    assert main(["merge", str(shard), "--out", str(out)]) == 0
+    assert [r["kind"] for r in read_records(out)] == ["cell", "control"]
 
 
 def test_a_host_name_alone_is_not_other_hardware(sweep, tmp_path, capsys) -> None:

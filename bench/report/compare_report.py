@@ -66,11 +66,17 @@ def basis_lines(comparison: Comparison) -> list[str]:
             lines.append(f"{run}: verdicts use ratios relative to the control workload (which "
                          f"ran {control.ratio:.3f}x the baseline's time, 95% CI "
                          f"{control.low:.3f}–{control.high:.3f})")  # fmt: skip
+        elif comparison.normalize == "none":
+            lines.append(f"{run}: verdicts use raw ratios (--normalize none)")
+        elif control is not None:
+            lines.append(f"{run}: verdicts use raw ratios: the control workload ran "
+                         f"{control.ratio:.3f}x the baseline's time (95% CI {control.low:.3f}–"
+                         f"{control.high:.3f}), not a change beyond its own noise, so 'vs "
+                         "control' is shown, not judged (--normalize control judges it)")  # fmt: skip
         else:
-            lines.append(f"{run}: verdicts use raw ratios"
-                         + ("" if control else " (no control workload in both runs)"))  # fmt: skip
+            lines.append(f"{run}: verdicts use raw ratios (no control workload in both runs)")
         if comparison.moved_together.get(run):
-            lines.append(f"{run}: the whole run moved: {comparison.moved_together[run]}")
+            lines.append(f"{run}: {comparison.moved_together[run]}")
     return lines
 
 
