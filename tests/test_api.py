@@ -35,7 +35,7 @@ def test_import_bench_loads_no_runtime_and_no_pandas(bench_env: dict) -> None:
 @pytest.mark.parametrize(
     ("settings", "line", "flags"),
     [
-        ({"modelz": "simple_cnn"}, "bench.run: unknown setting 'modelz'; valid: allow_failures",
+        ({"modelz": "simple_cnn"}, "bench.run: unknown setting 'modelz'; valid: allocator, allow_failures",
          None),
         ({"trials": "many"}, "argument --trials: invalid int value: 'many' (see 'bench run "
          "--help')", ["--trials", "many"]),
