@@ -119,7 +119,8 @@ def load(run_dir: StrPath) -> pd.DataFrame:
 
 def _compared(run_dirs: tuple[Any, ...], baseline: object) -> tuple[list[Path], int]:
     """The folders to compare (given one by one, or as one list or tuple), each once, and the
-    baseline's index among them; a baseline that is not one of them is a `BenchError`."""
+    baseline's index among them; a baseline that is not one of them is compared too, first,
+    as `bench compare --baseline` does."""
     given = (
         run_dirs[0] if len(run_dirs) == 1 and isinstance(run_dirs[0], list | tuple) else run_dirs
     )
@@ -127,18 +128,14 @@ def _compared(run_dirs: tuple[Any, ...], baseline: object) -> tuple[list[Path], 
     for value in given:
         folder = _folder(value, "bench.compare")
         folders.setdefault(folder.resolve(), folder)
+    if baseline is not None:
+        chosen = _folder(baseline, "bench.compare: baseline")
+        folders = {chosen.resolve(): folders.get(chosen.resolve(), chosen), **folders}
     if len(folders) < 2:
         raise BenchError("bench.compare needs at least two different run folders, given one by "
                          "one (compare(A, B, ...)) or as one list (compare([A, B, ...])); "
                          f"got {len(folders)}")  # fmt: skip
-    if baseline is None:
-        return list(folders.values()), 0
-    chosen = _folder(baseline, "bench.compare: baseline").resolve()
-    if chosen not in folders:
-        valid = ", ".join(str(f) for f in folders.values())
-        raise BenchError(f"bench.compare: baseline {str(baseline)!r} is not one of the compared "
-                         f"folders; valid: {valid}")  # fmt: skip
-    return list(folders.values()), list(folders).index(chosen)
+    return list(folders.values()), 0  # the baseline, when given, is first
 
 
 def compare(*run_dirs: StrPath | list[StrPath] | tuple[StrPath, ...],

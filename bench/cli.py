@@ -16,6 +16,7 @@ from bench.parser import build_parser
 from bench.resume import check_resume_flags
 from bench.runcmd import cmd_run
 from bench.rundata import RunData, read_run
+from bench.stdout import guard_stdout
 
 
 def cmd_list() -> int:
@@ -113,6 +114,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    guard_stdout()  # `bench run ... | head` must not cut the run short
     parser, run_parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

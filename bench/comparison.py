@@ -234,7 +234,8 @@ def moved_together(cells: Sequence[CellComparison], control: RatioTest | None) -
             "runtimes, not the machine")  # fmt: skip
 
 
-CONFIG_FIELDS = ("threads", "backend_options", "mode", "requests", "timing", "exporter")
+CONFIG_FIELDS = ("threads", "backend_options", "mode", "requests", "timing", "exporter",
+                 "allocator", "cpus")  # fmt: skip
 
 
 def env_differences(
@@ -252,6 +253,8 @@ def env_differences(
             found.append((name, v0.get(name), v1.get(name)))
     c0, c1 = base_config or {}, other_config or {}
     if c0 and c1:
+        # A run from before the allocator policy was measured with the C library's own.
+        c0, c1 = ({"allocator": "system", **c} for c in (c0, c1))
         found += [
             (f"config.{f}", c0.get(f), c1.get(f)) for f in CONFIG_FIELDS if c0.get(f) != c1.get(f)
         ]

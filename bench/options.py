@@ -26,6 +26,7 @@ from bench.limits import (
     in_range,
     thread_count,
 )
+from bench.models.probe import IMPORT_ALLOWANCE_S, set_probe_timeout
 from bench.record import BASELINE_BACKEND
 from bench.targets import check_executor
 
@@ -55,6 +56,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     in_range("--min-time", args.min_time, 0, MAX_SECONDS, unit=seconds)
     in_range("--max-time", args.max_time, 0, MAX_SECONDS, low_open=True, unit=seconds)
     in_range("--cell-timeout", args.cell_timeout, 0, MAX_TIMEOUT, low_open=True, unit=seconds)
+    set_probe_timeout(args.cell_timeout + IMPORT_ALLOWANCE_S)  # a `(module, inputs)` probe
     if args.max_time < args.min_time:
         raise BenchError(f"--max-time {args.max_time:g} is below --min-time {args.min_time:g}")
     if args.max_time < args.warmup_time:
@@ -279,8 +281,12 @@ def _cache_dir(text: str | None) -> str:
 
 def _cpus(text: str | None) -> str | None:
     """`0-1,3` -> "0,1,3", checked against the cores this process may use."""
-    if not text:
+    if text is None:
         return None
+    allowed = sorted(os.sched_getaffinity(0))
+    valid = f"valid: {', '.join(map(str, allowed))}"
+    if not text.strip():
+        raise BenchError(f"--cpus: an empty list; give cores like 0-1 or 0,2 ({valid})")
     chosen: set[int] = set()
     for part in _csv(text):
         low, dash, high = part.partition("-")
@@ -288,10 +294,14 @@ def _cpus(text: str | None) -> str | None:
             first, last = int(low), int(high) if dash else int(low)
         except ValueError:
             raise BenchError(f"--cpus: {part!r} is not a core or a range like 0-1") from None
+        if first > last:
+            raise BenchError(f"--cpus: {part!r} is a reversed range; write {last}-{first}")
+        # Checked before expanding: a range like 0-100000000 is refused, never built.
+        outside = [c for c in (first, last) if c not in allowed]
+        if outside:
+            raise BenchError(f"--cpus: core {outside[0]} is not available; {valid}")
         chosen.update(range(first, last + 1))
-    allowed = sorted(os.sched_getaffinity(0))
-    outside = sorted(chosen - set(allowed))
-    if not chosen or outside:
-        raise BenchError(f"--cpus: cores {outside or text} are not available; valid: "
-                         f"{', '.join(map(str, allowed))}")  # fmt: skip
+    missing = sorted(chosen - set(allowed))  # a hole inside an allowed range (e.g. 0-3 of 0,1,3)
+    if missing:
+        raise BenchError(f"--cpus: core {missing[0]} is not available; {valid}")
     return ",".join(map(str, sorted(chosen)))

@@ -174,7 +174,12 @@ def _spec_from_tuple(ref: str, function, result: tuple) -> ModelSpec:
 
 
 def _probe_names(ref: str, module, probe: ModelSpec) -> list[str]:
-    """Output names from one forward of `module` on the probe's example inputs at batch 2."""
+    """Output names from one forward of `module` on the probe's example inputs at batch 2: in
+    a child process (bench.models.probe) unless this process is itself isolated (a worker)."""
+    from bench.models.probe import in_place, probe_names_in_child
+
+    if not in_place():
+        return probe_names_in_child(ref)
     import torch
 
     sizes = {"batch": 2, **dict.fromkeys(probe.dynamic_dims(), 2)}

@@ -471,9 +471,30 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rounds must be >= 2 (the interval needs two paired ratios)")
     if not 0 <= args.bursts <= 1000:
         parser.error(f"--bursts must be 0 to 1000, got {args.bursts}")
-    if args.seconds <= 0 or (args.threads is not None and args.threads < 1):
-        parser.error("--seconds must be > 0 and --threads >= 1")
+    _check_ranges(parser, args)
     return args
+
+
+def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every number in its range and the --json folder writable, before anything is measured
+    (a figure lost at the end to a bad path is a wasted run)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    checks = [
+        ("--seconds", args.seconds, 1e-3, 3600.0),
+        ("--warmup-time", args.warmup_time, 0.0, 3600.0),
+        ("--warmup-iters", args.warmup_iters, 0, 10**7),
+        ("--min-iters", args.min_iters, 1, 10**7),
+        ("--rounds", args.rounds, 1, 1000),
+    ]
+    if args.threads is not None:
+        checks.append(("--threads", args.threads, 1, 4 * (cores or 1)))
+    for flag, value, low, high in checks:
+        if not (math.isfinite(value) and low <= value <= high):
+            parser.error(f"{flag} must be {low:g} to {high:g}, got {value!r}")
+    if args.json and args.side is None:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            parser.error(f"--json: cannot write into {folder} (no such folder, or not writable)")
 
 
 def _find_benchmark_app(given: str | None) -> tuple[str | None, str]:
@@ -707,7 +728,7 @@ def _print_report(report: dict) -> None:
               f"{method['bursts']['ort-cpu']} turns each (rotating order)")  # fmt: skip
     print("        ratio = bench / reference, paired within a round; 95% CI: t-interval on the "
           f"log ratios, n - 1 df ({t_source})")  # fmt: skip
-    print("        A/A = bench / bench, two more fresh processes per round: the method's own "
+    print("        A/A = bench / bench (one more fresh bench process per round): the method's own "
           "resolution")  # fmt: skip
     for result in results:
         backend, batch = result["backend"], result["batch"]
@@ -716,11 +737,12 @@ def _print_report(report: dict) -> None:
         key = "intra_op_num_threads" if backend == "ort-cpu" else "INFERENCE_NUM_THREADS"
         print(f"\n{backend}  batch {batch}  vs {result['reference']}  (threads: bench "
               f"{bench_set.get(key)}, reference {ref_set.get(key)})")  # fmt: skip
-        print(f"  {'round':>5}  {'order':<28} {'bench µs':>10} {'ref µs':>10} {'ratio':>7}"
+        width = max(28, *(len(",".join(row["order"])) for row in result["rounds"]))
+        print(f"  {'round':>5}  {'order':<{width}} {'bench µs':>10} {'ref µs':>10} {'ratio':>7}"
               f"   {'A/A µs':>10} {'A/A':>7}")  # fmt: skip
         for row in result["rounds"]:
             order = ",".join(row["order"])
-            print(f"  {row['round']:>5}  {order:<28} {row['bench_us']:>10.2f} "
+            print(f"  {row['round']:>5}  {order:<{width}} {row['bench_us']:>10.2f} "
                   f"{row['reference_us']:>10.2f} {row['ratio']:>7.3f}   "
                   f"{row['bench_aa_us']:>10.2f} {row['aa_ratio']:>7.3f}")  # fmt: skip
         r, aa = result["ratio"], result["aa"]

@@ -75,3 +75,32 @@ def _export_crasher():
 def export_crasher() -> ModelSpec:
     """Runs in eager mode; aborts the process that exports it with TorchScript."""
     return ModelSpec("export_crasher", _export_crasher, IMAGE, (OutputSpec("y"),))
+
+
+class _Dies:
+    """A module whose forward aborts (or hangs): built lazily so importing this file is cheap."""
+
+    def __new__(cls, how: str):
+        import os
+        import time
+
+        from torch import nn
+
+        class Dies(nn.Module):
+            def forward(self, x):
+                if how == "abort":
+                    os.abort()
+                time.sleep(10**6)
+                return x
+
+        return Dies()
+
+
+def abort_forward():
+    """The `(module, inputs)` form, with a forward that kills its process."""
+    return _Dies("abort"), list(IMAGE)
+
+
+def hang_forward():
+    """The `(module, inputs)` form, with a forward that never returns."""
+    return _Dies("hang"), list(IMAGE)

@@ -126,7 +126,7 @@ def test_load_of_something_not_a_folder_path_is_one_bench_error(value: object) -
     assert "\n" not in str(caught.value)
 
 
-def test_compare_takes_a_list_of_folders_and_a_baseline_among_them() -> None:
+def test_compare_takes_a_list_of_folders_and_a_baseline() -> None:
     a, b = DATA / "run_default_threads", DATA / "run_one_thread"
     listed = bench.compare([a, b])
     assert len(listed) == 6 and set(listed["baseline"]) == {a.name}
@@ -137,11 +137,12 @@ def test_compare_takes_a_list_of_folders_and_a_baseline_among_them() -> None:
         bench.compare([a])
     with pytest.raises(bench.BenchError, match=r"a run folder path .* not NoneType"):
         bench.compare([a, None])  # type: ignore[list-item]
-    with pytest.raises(bench.BenchError) as caught:
-        bench.compare(a, b, baseline=DATA / "v3_default_threads")
-    line = str(caught.value)
-    assert "baseline" in line and "is not one of the compared folders" in line
-    assert f"valid: {a}, {b}" in line and "\n" not in line
+    # A baseline beside the folders is compared with each of them, as --baseline does.
+    third = bench.compare(a, b, baseline=DATA / "v3_default_threads")
+    assert set(third["baseline"]) == {"v3_default_threads"}
+    assert set(third["other"]) == {a.name, b.name}
+    with pytest.raises(bench.BenchError, match=r"baseline: a run folder path"):
+        bench.compare(a, b, baseline=3)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow

@@ -240,3 +240,12 @@ def test_newer_schema_run_is_refused_by_compare(tmp_path, bench_env) -> None:
                           capture_output=True, text=True, env=bench_env)  # fmt: skip
     assert proc.returncode == 2
     assert "schema_version 99; this bench reads versions up to 5: upgrade bench" in proc.stderr
+
+
+def test_env_differences_name_the_allocator_policy() -> None:
+    from bench.comparison import env_differences
+
+    steady, system, old = {"allocator": "steady"}, {"allocator": "system"}, {"threads": None}
+    assert ("config.allocator", "system", "steady") in env_differences({}, {}, system, steady)
+    assert ("config.allocator", "system", "steady") in env_differences({}, {}, old, steady)
+    assert not [d for d in env_differences({}, {}, old, system) if d[0] == "config.allocator"]

@@ -172,3 +172,18 @@ def test_a_side_that_dies_between_turns_fails_the_round_in_one_line(capsys) -> N
 def test_bad_bursts_are_refused() -> None:
     proc = _script("--bursts", "-1", timeout=60)
     assert proc.returncode == 2 and "--bursts must be 0 to 1000" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seconds", "nan"], "--seconds must be 0.001 to 3600, got nan"),
+        (["--warmup-time", "inf"], "--warmup-time must be 0 to 3600, got inf"),
+        (["--threads", "100000"], "--threads must be 1 to"),
+        (["--min-iters", "0"], "--min-iters must be 1 to"),
+        (["--json", "/nonexistent/folder/x.json"], "--json: cannot write into /nonexistent/folder"),
+    ],
+)
+def test_bad_values_are_refused_before_anything_runs(args: list[str], message: str) -> None:
+    proc = _script(*args, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -174,3 +174,34 @@ def test_a_lost_reference_worker_is_one_line_for_exports_and_oracles() -> None:
                           progress=lambda line: None)  # fmt: skip
     result = artifacts.export("simple_cnn", "dynamo", 18)
     assert not result.ok and result.error.startswith("export: timeout in the reference worker")
+
+
+def test_a_module_whose_naming_forward_aborts_is_one_line_and_nothing_starts(tmp_path, bench_env):
+    """A `(module, inputs)` model is named by one forward in a child process: an abort there
+    is the model's one-line error, never the planning process's death."""
+    proc = _run(
+        ["run", "--models", "failing_models:abort_forward,simple_cnn", "--backends", "ort-cpu",
+         "--opsets", "18", "--batch-sizes", "1", "--out", str(tmp_path / "run"), *FAST_TIMING],
+        bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "failing_models:abort_forward: forward() on example inputs (batch 2) killed its " \
+           "process (SIGABRT)" in line  # fmt: skip
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_naming_forward_that_hangs_is_stopped_at_its_deadline(monkeypatch) -> None:
+    import pytest
+
+    from bench.errors import BenchError
+    from bench.models import probe
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    monkeypatch.delenv(probe.IN_WORKER_ENV, raising=False)
+    monkeypatch.setattr(probe, "_timeout_s", 3.0)
+    monkeypatch.setattr(sys, "path", [str(Path(__file__).parent), *sys.path])
+    with pytest.raises(BenchError, match=r"hang_forward: forward\(\) on example inputs .* gave "
+                       r"no result within 3 s"):  # fmt: skip
+        probe.probe_names_in_child("failing_models:hang_forward")

@@ -123,3 +123,30 @@ def test_sigkill_of_bench_takes_its_workers(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     _check_after(proc, workers, before, out)
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_a_closed_stdout_pipe_does_not_cut_the_run_short(tmp_path, bench_env) -> None:
+    """`bench run ... | head -1`: the reader goes away after one line; the run still measures,
+    records and reports every cell, and exits 0 without a traceback."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import FAST_TIMING
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--models", "simple_cnn", "--backends",
+         "ort-cpu", "--opsets", "18", "--batch-sizes", "1,2", "--no-baseline", "--out",
+         str(out), *FAST_TIMING],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bench_env, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=600) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["batch_size"] for r in records if r["kind"] == "cell") == [1, 2]
+    assert (out / "report.md").is_file()
