@@ -127,6 +127,11 @@ def read_run(run_dir: Path, with_config: bool = False) -> RunData:
                        "written so far")  # fmt: skip
     if bad:
         caveats.append(unreadable_caveat(bad))
+    torn = torn_last_line(run_dir / RESULTS_FILE) if good and not holder else None
+    if torn:
+        caveats.append(f"{RESULTS_FILE}:{torn}: a torn last line (a run killed while writing "
+                       "it) is left out: that cell has no figure here; bench run --resume "
+                       f"{run_dir} measures it")  # fmt: skip
     env = _env(run_dir, caveats)
     config = _config(run_dir, caveats) if with_config else {}
     records = latest_records(r for _, r in good)

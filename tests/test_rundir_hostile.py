@@ -268,6 +268,19 @@ def test_a_torn_record_in_the_middle_is_counted_not_lost(run_dir: Path) -> None:
     assert (run_dir / "results.jsonl").read_bytes() == before
 
 
+def test_a_torn_last_line_is_named_in_the_report_not_dropped_silently(run_dir: Path) -> None:
+    records = lines(run_dir)
+    (run_dir / "results.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in records[:-1]) + "\n" + json.dumps(records[-1])[:50]
+    )
+    proc = bench("report", str(run_dir))
+    clean(proc, 0)
+    caveat = f"results.jsonl:{len(records)}: a torn last line (a run killed while writing it)"
+    assert caveat in proc.stderr
+    assert caveat in (run_dir / "report.md").read_text()
+    assert f"bench run --resume {run_dir} measures it" in (run_dir / "report.md").read_text()
+
+
 def test_a_file_of_nothing_but_garbage_is_refused(run_dir: Path) -> None:
     write_lines(run_dir, ["garbage", "[1]", '"text"'])
     proc = bench("report", str(run_dir))
