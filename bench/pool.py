@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.allocator import DEFAULT_POLICY
 from bench.jobs import Job, Reply
-from bench.models.probe import IN_WORKER_ENV
+from bench.models.probe import IN_WORKER_ENV, PARENT_ENV
 
 STDERR_TAIL_CHARS = 2000
 
@@ -48,6 +48,7 @@ class Worker:
         # Same import path as the parent, so user models and test backends resolve alike.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env[IN_WORKER_ENV] = "1"  # isolated already: a model's probe forward runs in place
+        env[PARENT_ENV] = str(os.getpid())  # a parent gone before the worker started: it exits
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(

@@ -44,6 +44,7 @@ from bench.jobs import (  # noqa: E402
     UnloadOutcome,
 )
 from bench.models.checks import ModelProblem  # noqa: E402
+from bench.models.probe import die_with_parent  # noqa: E402
 from bench.prepjobs import ExportJob, OracleJob  # noqa: E402
 from bench.prepworker import module_of, run_prep  # noqa: E402
 from bench.timing import CpuLoad, measure, seconds  # noqa: E402
@@ -229,20 +230,10 @@ def serve(conn: Connection, allocator: AllocatorState | None = None) -> None:
         conn.send(handle(host, job))
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when the parent dies (any signal, SIGKILL included)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str]) -> int:
     # The parent decides what Ctrl-C means; the worker finishes its job or is killed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    die_with_parent()
     if len(argv) > 1 and argv[1]:
         os.sched_setaffinity(0, {int(c) for c in argv[1].split(",")})
     allocator = apply_allocator(argv[2] if len(argv) > 2 else DEFAULT_POLICY)

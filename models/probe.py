@@ -7,6 +7,7 @@ line naming it), never the process that is planning a run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,11 @@ from bench.errors import BenchError, meaningful_line
 #: Set in processes that are themselves isolated (bench's workers, this probe's child): they
 #: run the forward in place.
 IN_WORKER_ENV = "BENCH_IN_WORKER"
+#: The pid of the process that started this one (bench's workers, the probe's child).
+PARENT_ENV = "BENCH_PARENT_PID"
 DEFAULT_PROBE_TIMEOUT_S = 600.0
+#: Starts the child's answer on a line of its own, whatever the model printed before it.
+RESULT_MARKER = "bench-probe-result: "
 _timeout_s = DEFAULT_PROBE_TIMEOUT_S
 _probed: dict[str, list[str]] = {}
 
@@ -52,7 +57,7 @@ def probe_names_in_child(ref: str) -> list[str]:
     """The output names of `ref`, from a child process (remembered for this process)."""
     if ref in _probed:
         return _probed[ref]
-    env = {**os.environ, IN_WORKER_ENV: "1",
+    env = {**os.environ, IN_WORKER_ENV: "1", PARENT_ENV: str(os.getpid()),
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # fmt: skip
     what = f"{ref}: forward() on example inputs (batch 2)"
     try:
@@ -66,19 +71,37 @@ def probe_names_in_child(ref: str) -> list[str]:
     if proc.returncode != 0:
         tail = meaningful_line(proc.stderr) if proc.stderr.strip() else ""
         raise BenchError(f"{what} {_how(proc.returncode)}" + (f": {tail}" if tail else ""))
-    _probed[ref] = [str(n) for n in json.loads(proc.stdout.strip().splitlines()[-1])]
+    found = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+    if not found:  # os._exit(0) inside the forward, say
+        raise BenchError(f"{what} ended its process (status 0) before it returned")
+    _probed[ref] = [str(n) for n in json.loads(found[-1][len(RESULT_MARKER) :])]
     return _probed[ref]
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (any signal, SIGKILL included); a
+    parent that died before this call (PARENT_ENV names the one that started us) means exit
+    now."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    expected = os.environ.get(PARENT_ENV, "")
+    if expected.isdigit() and os.getppid() != int(expected):
+        os._exit(1)
 
 
 def main(argv: list[str]) -> int:
     from bench.models import resolve_model
 
+    die_with_parent()
     try:
         spec = resolve_model(argv[0])
     except BenchError as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return 2
-    print(json.dumps(list(spec.output_names)))
+    # On a line of its own: the model may have printed without a newline.
+    print(f"\n{RESULT_MARKER}{json.dumps(list(spec.output_names))}", flush=True)
     return 0
 
 

@@ -492,9 +492,14 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         if not (math.isfinite(value) and low <= value <= high):
             parser.error(f"{flag} must be {low:g} to {high:g}, got {value!r}")
     if args.json and args.side is None:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            parser.error(f"--json: cannot write into {folder} (no such folder, or not writable)")
+        existed = os.path.exists(args.json)
+        try:  # opened now, as it will be at the end (a folder, a missing one, /proc: refused)
+            with open(args.json, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            parser.error(f"--json: cannot write {args.json} ({exc.strerror or exc})")
+        if not existed:
+            os.remove(args.json)
 
 
 def _find_benchmark_app(given: str | None) -> tuple[str | None, str]:

@@ -90,6 +90,11 @@ class _Dies:
             def forward(self, x):
                 if how == "abort":
                     os.abort()
+                if how == "exit0":
+                    os._exit(0)
+                if how == "chatty":  # valid: prints without a newline, then returns
+                    print("noise-no-newline", end="", flush=True)
+                    return x * 2
                 time.sleep(10**6)
                 return x
 
@@ -104,3 +109,13 @@ def abort_forward():
 def hang_forward():
     """The `(module, inputs)` form, with a forward that never returns."""
     return _Dies("hang"), list(IMAGE)
+
+
+def exit0_forward():
+    """The `(module, inputs)` form, with a forward that ends its process with status 0."""
+    return _Dies("exit0"), list(IMAGE)
+
+
+def chatty_forward():
+    """The `(module, inputs)` form, with a valid forward that prints without a newline."""
+    return _Dies("chatty"), list(IMAGE)

@@ -181,7 +181,8 @@ def test_bad_bursts_are_refused() -> None:
         (["--warmup-time", "inf"], "--warmup-time must be 0 to 3600, got inf"),
         (["--threads", "100000"], "--threads must be 1 to"),
         (["--min-iters", "0"], "--min-iters must be 1 to"),
-        (["--json", "/nonexistent/folder/x.json"], "--json: cannot write into /nonexistent/folder"),
+        (["--json", "/nonexistent/folder/x.json"], "--json: cannot write /nonexistent/folder"),
+        (["--json", "/tmp"], "--json: cannot write /tmp (Is a directory)"),
     ],
 )
 def test_bad_values_are_refused_before_anything_runs(args: list[str], message: str) -> None:

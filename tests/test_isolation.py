@@ -192,6 +192,27 @@ def test_a_module_whose_naming_forward_aborts_is_one_line_and_nothing_starts(tmp
     assert not (tmp_path / "run").exists()
 
 
+def _probe_env(monkeypatch):
+    from bench.models import probe
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    monkeypatch.delenv(probe.IN_WORKER_ENV, raising=False)
+    monkeypatch.setattr(sys, "path", [str(Path(__file__).parent), *sys.path])
+    return probe
+
+
+def test_a_naming_forward_that_prints_or_exits_is_read_right(monkeypatch) -> None:
+    import pytest
+
+    from bench.errors import BenchError
+
+    probe = _probe_env(monkeypatch)
+    assert probe.probe_names_in_child("failing_models:chatty_forward") == ["output_0"]
+    with pytest.raises(BenchError, match=r"exit0_forward: forward\(\) on example inputs \(batch "
+                       r"2\) ended its process \(status 0\) before it returned"):  # fmt: skip
+        probe.probe_names_in_child("failing_models:exit0_forward")
+
+
 def test_a_naming_forward_that_hangs_is_stopped_at_its_deadline(monkeypatch) -> None:
     import pytest
 
@@ -205,3 +226,40 @@ def test_a_naming_forward_that_hangs_is_stopped_at_its_deadline(monkeypatch) -> 
     with pytest.raises(BenchError, match=r"hang_forward: forward\(\) on example inputs .* gave "
                        r"no result within 3 s"):  # fmt: skip
         probe.probe_names_in_child("failing_models:hang_forward")
+
+
+def test_the_naming_child_dies_with_its_parent(tmp_path) -> None:
+    """SIGKILL of the planning process takes the probe's child with it (no orphan left)."""
+    import os
+    import signal
+    import time
+
+    tests = str(Path(__file__).parent)
+    code = (f"import sys; sys.path.insert(0, {tests!r})\n"
+            "from bench.models import probe\n"
+            "probe.probe_names_in_child('failing_models:hang_forward')\n")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": tests}
+    env.pop("BENCH_IN_WORKER", None)
+    parent = subprocess.Popen([sys.executable, "-c", code], env=env)
+
+    def children() -> list[int]:
+        found = []
+        for pid in os.listdir("/proc"):
+            try:
+                cmd = (Path("/proc") / pid / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if pid.isdigit() and b"bench.models.probe" in cmd and b"hang_forward" in cmd:
+                found.append(int(pid))
+        return found
+
+    deadline = time.monotonic() + 60
+    while not children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert children(), "the probe's child never started"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not children()
