@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -79,15 +78,12 @@ class Artifacts:
             self._models[ref] = _Model(resolve_model(ref, self.file_dims, self.int_ranges))
         return self._models[ref]
 
-    def _prep_fields(self) -> dict[str, Any]:
-        """What a preparation job needs to resolve a model as this run did."""
-        return {"sizes": tuple(sorted(self.file_dims.items())),
-                "int_ranges": tuple((n, lo, hi) for n, (lo, hi) in sorted(self.int_ranges.items()))}  # fmt: skip
-
     def _export(self, state: _Model, exporter: str, opset: int) -> ExportResult:
-        """Export in the reference worker (bench.prepworker); a lost worker fails the export."""
+        """Export in the reference worker (bench.prepworker), the model resolved as this run
+        resolved it; a lost worker fails the export."""
+        ranges = tuple((name, low, high) for name, (low, high) in sorted(self.int_ranges.items()))
         job = ExportJob(self._source(state), exporter, opset, str(self.cache_dir),
-                        **self._prep_fields())  # fmt: skip
+                        tuple(sorted(self.file_dims.items())), ranges)  # fmt: skip
         reply = self.run_prep(job)
         if not isinstance(reply, ExportOutcome):
             return ExportResult(ok=False, exporter_requested=exporter, exporter_used=exporter,
@@ -171,7 +167,7 @@ class Artifacts:
                 inputs = [batch for batch, _ in self.references(model, sizes)]
                 reply = self.run_prep(OracleJob(
                     self._source(state), tuple(state.spec.input_names),
-                    tuple(state.spec.output_names), inputs, **self._prep_fields(),
+                    tuple(state.spec.output_names), inputs,
                 ))  # fmt: skip
                 found = (Oracle(reply.status, reply.outputs, reply.reason)
                          if isinstance(reply, OracleOutcome)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,26 +12,26 @@ from pathlib import Path
 
 from bench.allocator import DEFAULT_POLICY
 from bench.jobs import Job, Reply
-from bench.models.probe import IN_WORKER_ENV, PARENT_ENV
+from bench.lifeline import PARENT_ENV, signal_label
+from bench.models.probe import IN_WORKER_ENV
 
 STDERR_TAIL_CHARS = 2000
+STDERR_TAIL_MARK = "; stderr tail:"
 
 
 class WorkerLost(Exception):
     """The worker died or ran past its time: the cell is `crashed` or `timeout`."""
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: str, message: str, headline: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        #: What happened in one line, without the stderr tail the message may carry.
+        self.headline = headline or message.split(STDERR_TAIL_MARK)[0].splitlines()[0]
 
 
 def _signal_name(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exited with status {returncode}"
+    name = signal_label(returncode)
+    return f"killed by {name}" if name else f"exited with status {returncode}"
 
 
 class Worker:
@@ -86,7 +85,10 @@ class Worker:
         code = self.process.returncode
         how = detail or (_signal_name(code) if code is not None else "lost")
         tail = self.stderr_tail()
-        return WorkerLost(status, f"worker {how}" + (f"; stderr tail:\n{tail}" if tail else ""))
+        headline = f"worker {how}"
+        return WorkerLost(
+            status, headline + (f"{STDERR_TAIL_MARK}\n{tail}" if tail else ""), headline
+        )
 
     def execute(self, job: Job, timeout: float) -> Reply:
         """Run one job; raise `WorkerLost` if the worker dies or exceeds `timeout` seconds."""

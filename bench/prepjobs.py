@@ -42,8 +42,6 @@ class OracleJob:
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     inputs: list[dict[str, np.ndarray]]
-    sizes: tuple[tuple[str, int], ...] = ()
-    int_ranges: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass

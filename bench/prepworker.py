@@ -15,7 +15,7 @@ _MODULES: dict[str, Any] = {}
 _MODULES64: dict[str, Any] = {}
 
 
-def _spec(job: ExportJob | OracleJob):
+def _spec(job: ExportJob):
     from bench.models import resolve_model
 
     ranges = {name: (low, high) for name, low, high in job.int_ranges}
@@ -43,14 +43,13 @@ def _export(job: ExportJob) -> ExportOutcome:
 def _oracle(job: OracleJob) -> OracleOutcome:
     from bench.oracle import double_module, fp64_outputs
 
-    key = job.model
     try:
-        if key not in _MODULES64:
-            _MODULES64[key] = double_module(module_of(job.model))
+        if job.model not in _MODULES64:
+            _MODULES64[job.model] = double_module(module_of(job.model))
     except Exception as exc:
         return OracleOutcome("failed", reason=f"float64 copy of the module failed: "
                              f"{type(exc).__name__}: {exc}")  # fmt: skip
-    found = fp64_outputs(_MODULES64[key], job.input_names, job.output_names, job.inputs)
+    found = fp64_outputs(_MODULES64[job.model], job.input_names, job.output_names, job.inputs)
     return OracleOutcome(found.status, found.outputs, found.reason)
 
 

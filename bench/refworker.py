@@ -47,8 +47,7 @@ class ReferenceWorker:
         try:
             reply = self._execute(job, self.cell_timeout + PREPARE_ALLOWANCE_S)
         except WorkerLost as lost:
-            first = str(lost).split("; stderr tail")[0].splitlines()[0]  # the tail is in logs/
-            return f"{lost.status} in the reference worker: {first}"
+            return f"{lost.status} in the reference worker: {lost.headline}"  # tail: in logs/
         if isinstance(reply, Failure):
             return reply.reason
         return reply  # type: ignore[return-value]

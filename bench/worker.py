@@ -43,8 +43,8 @@ from bench.jobs import (  # noqa: E402
     UnloadJob,
     UnloadOutcome,
 )
+from bench.lifeline import die_with_parent  # noqa: E402
 from bench.models.checks import ModelProblem  # noqa: E402
-from bench.models.probe import die_with_parent  # noqa: E402
 from bench.prepjobs import ExportJob, OracleJob  # noqa: E402
 from bench.prepworker import module_of, run_prep  # noqa: E402
 from bench.timing import CpuLoad, measure, seconds  # noqa: E402

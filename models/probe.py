@@ -7,20 +7,17 @@ line naming it), never the process that is planning a run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 
 from bench.errors import BenchError, meaningful_line
+from bench.lifeline import PARENT_ENV, die_with_parent, signal_label
 
 #: Set in processes that are themselves isolated (bench's workers, this probe's child): they
 #: run the forward in place.
 IN_WORKER_ENV = "BENCH_IN_WORKER"
-#: The pid of the process that started this one (bench's workers, the probe's child).
-PARENT_ENV = "BENCH_PARENT_PID"
 DEFAULT_PROBE_TIMEOUT_S = 600.0
 #: Starts the child's answer on a line of its own, whatever the model printed before it.
 RESULT_MARKER = "bench-probe-result: "
@@ -45,12 +42,8 @@ def in_place() -> bool:
 
 
 def _how(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"killed its process ({signal.Signals(-returncode).name})"
-        except ValueError:
-            return f"killed its process (signal {-returncode})"
-    return f"ended its process with status {returncode}"
+    name = signal_label(returncode)
+    return f"killed its process ({name})" if name else f"ended its process with status {returncode}"
 
 
 def probe_names_in_child(ref: str) -> list[str]:
@@ -76,19 +69,6 @@ def probe_names_in_child(ref: str) -> list[str]:
         raise BenchError(f"{what} ended its process (status 0) before it returned")
     _probed[ref] = [str(n) for n in json.loads(found[-1][len(RESULT_MARKER) :])]
     return _probed[ref]
-
-
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (any signal, SIGKILL included); a
-    parent that died before this call (PARENT_ENV names the one that started us) means exit
-    now."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    expected = os.environ.get(PARENT_ENV, "")
-    if expected.isdigit() and os.getppid() != int(expected):
-        os._exit(1)
 
 
 def main(argv: list[str]) -> int:
