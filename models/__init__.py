@@ -34,12 +34,19 @@ def _closest(name: str, choices: list[str]) -> str:
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
+def _step(what: str) -> None:
+    from bench.models.probe import step
+
+    step(what)
+
+
 def _load_function(ref: str):
     module_part, _, func_name = ref.rpartition(":")
     if module_part.endswith(".py"):
         path = Path(module_part)
         if not path.is_file():
             raise BenchError(f"model file not found: {path}")
+        _step(f"importing {path}")
         mod_name = f"bench_user_model_{abs(hash(str(path.resolve())))}"
         spec = importlib.util.spec_from_file_location(mod_name, path)
         if spec is None or spec.loader is None:
@@ -58,6 +65,7 @@ def _load_function(ref: str):
         # so nothing of the user's shadows an installed package).
         if os.getcwd() not in sys.path:
             sys.path.append(os.getcwd())
+        _step(f"importing {module_part}")
         try:
             module = importlib.import_module(module_part)
         except ImportError as exc:
@@ -123,7 +131,13 @@ def _spec_from_function(ref: str) -> ModelSpec:
             f"unknown model {ref!r}{_closest(ref, list(MODELS))}; valid: {', '.join(MODELS)}, "
             "or package.module:function, or path/to/file.py:function, or path/to/model.onnx"
         )
+    if target is None:  # the user's code: first in a child process (bench.models.probe)
+        from bench.models.probe import in_place, probe_names_in_child
+
+        if not in_place():
+            probe_names_in_child(ref)
     function = _load_function(target or ref)
+    _step(f"calling {ref.rpartition(':')[2]}()")
     try:
         result = function()
     except BenchError:
@@ -175,7 +189,8 @@ def _spec_from_tuple(ref: str, function, result: tuple) -> ModelSpec:
 
 def _probe_names(ref: str, module, probe: ModelSpec) -> list[str]:
     """Output names from one forward of `module` on the probe's example inputs at batch 2: in
-    a child process (bench.models.probe) unless this process is itself isolated (a worker)."""
+    a child process (bench.models.probe; run before anything of the model was imported here)
+    unless this process is itself isolated (a worker)."""
     from bench.models.probe import in_place, probe_names_in_child
 
     if not in_place():
@@ -184,6 +199,7 @@ def _probe_names(ref: str, module, probe: ModelSpec) -> list[str]:
 
     sizes = {"batch": 2, **dict.fromkeys(probe.dynamic_dims(), 2)}
     example = probe.make_inputs(sizes, seed=0)
+    _step("forward() on example inputs (batch 2)")
     try:
         with torch.inference_mode():
             out = module.eval()(*(torch.from_numpy(example[n]) for n in probe.input_names))

@@ -1,8 +1,11 @@
-"""One forward of a `(module, inputs)` model on example inputs, to name its outputs, run in a
-child process of its own: a forward that aborts, segfaults or hangs costs that model (one
-line naming it), never the process that is planning a run.
+"""A model given by reference (`package.module:function`, `path/to/file.py:function`) is first
+resolved in a child process of its own: importing it, calling its function and (for a
+`(module, inputs)` model without output names) one forward on example inputs to name the
+outputs. An import, a call or a forward that aborts, segfaults or hangs costs that model (one
+line naming it and the step), never the process that is planning a run; the planning process
+imports the model only after the child got through.
 
-    python -m bench.models.probe REF    prints the output names as a JSON list
+    python -m bench.models.probe REF    prints the steps it reaches and the output names
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ IN_WORKER_ENV = "BENCH_IN_WORKER"
 DEFAULT_PROBE_TIMEOUT_S = 600.0
 #: Starts the child's answer on a line of its own, whatever the model printed before it.
 RESULT_MARKER = "bench-probe-result: "
+#: Starts a line naming the step the child is about to take (the last one is what failed).
+STEP_MARKER = "bench-probe-step: "
+_reporting_steps = False
 _timeout_s = DEFAULT_PROBE_TIMEOUT_S
 _probed: dict[str, list[str]] = {}
 
@@ -41,26 +47,41 @@ def in_place() -> bool:
     return bool(os.environ.get(IN_WORKER_ENV))
 
 
+def step(what: str) -> None:
+    """Say, in the probe's child, which step comes next (elsewhere: nothing)."""
+    if _reporting_steps:
+        print(f"\n{STEP_MARKER}{what}", flush=True)
+
+
+def _last_step(stdout: str | bytes | None, ref: str) -> str:
+    if isinstance(stdout, bytes):
+        stdout = stdout.decode(errors="replace")
+    steps = [line for line in (stdout or "").splitlines() if line.startswith(STEP_MARKER)]
+    return f"{ref}: {steps[-1][len(STEP_MARKER) :]}" if steps else f"{ref}: starting Python"
+
+
 def _how(returncode: int) -> str:
     name = signal_label(returncode)
     return f"killed its process ({name})" if name else f"ended its process with status {returncode}"
 
 
 def probe_names_in_child(ref: str) -> list[str]:
-    """The output names of `ref`, from a child process (remembered for this process)."""
+    """The output names of `ref`, resolved in a child process (remembered for this process).
+    A child that dies or hangs is one `BenchError` line naming `ref` and the step it was in."""
     if ref in _probed:
         return _probed[ref]
     env = {**os.environ, IN_WORKER_ENV: "1", PARENT_ENV: str(os.getpid()),
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # fmt: skip
-    what = f"{ref}: forward() on example inputs (batch 2)"
     try:
         proc = subprocess.run([sys.executable, "-m", "bench.models.probe", ref], env=env,
                               capture_output=True, text=True, timeout=_timeout_s)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{what} gave no result within {_timeout_s:g} s (--cell-timeout and "
-                         f"{IMPORT_ALLOWANCE_S:g} s to import torch); it was stopped") from None  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{_last_step(exc.stdout, ref)} gave no result within {_timeout_s:g} s "
+                         f"(--cell-timeout and {IMPORT_ALLOWANCE_S:g} s to import torch); it "
+                         "was stopped") from None  # fmt: skip
     if proc.returncode == 2 and proc.stderr.strip():  # the child's own one-line BenchError
         raise BenchError(proc.stderr.strip().splitlines()[-1])
+    what = _last_step(proc.stdout, ref)
     if proc.returncode != 0:
         tail = meaningful_line(proc.stderr) if proc.stderr.strip() else ""
         raise BenchError(f"{what} {_how(proc.returncode)}" + (f": {tail}" if tail else ""))
@@ -72,9 +93,11 @@ def probe_names_in_child(ref: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    from bench.models import probe as this  # under `-m` this file is __main__, not the module
     from bench.models import resolve_model
 
     die_with_parent()
+    this._reporting_steps = True
     try:
         spec = resolve_model(argv[0])
     except BenchError as exc:

@@ -263,3 +263,60 @@ def test_the_naming_child_dies_with_its_parent(tmp_path) -> None:
     while children() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not children()
+
+
+USER_FILES = {
+    "aborts_on_import.py": "import os\nos.abort()\n",
+    "hangs_on_import.py": "import time\ntime.sleep(600)\n",
+    "crashes_when_called.py": (
+        "import os, signal\n\ndef make():\n    os.kill(os.getpid(), signal.SIGSEGV)\n"
+    ),
+}
+
+
+def test_a_model_file_that_dies_or_hangs_while_imported_or_called_is_one_line(
+    tmp_path, monkeypatch
+) -> None:
+    """A user's model file is imported and its function called in the probe's child first:
+    an abort or a hang at import, a crash in the call, is one line naming the model and the
+    step it was in, and this process never imported the file."""
+    import re
+
+    import pytest
+
+    from bench.errors import BenchError
+
+    probe = _probe_env(monkeypatch)
+    monkeypatch.setattr(probe, "_timeout_s", 20.0)
+    for name, text in USER_FILES.items():
+        (tmp_path / name).write_text(text)
+    from bench.models import resolve_model
+
+    aborts = f"{tmp_path / 'aborts_on_import.py'}:make"
+    with pytest.raises(BenchError, match=rf"^{re.escape(aborts)}: importing .*aborts_on_import\.py killed "
+                       r"its process \(SIGABRT\)$"):  # fmt: skip
+        resolve_model(aborts)
+    crashes = f"{tmp_path / 'crashes_when_called.py'}:make"
+    with pytest.raises(BenchError, match=r"crashes_when_called\.py:make: calling make\(\) killed "
+                       r"its process \(SIGSEGV\)$"):  # fmt: skip
+        resolve_model(crashes)
+    monkeypatch.setattr(probe, "_timeout_s", 5.0)
+    hangs = f"{tmp_path / 'hangs_on_import.py'}:make"
+    with pytest.raises(BenchError, match=r"hangs_on_import\.py:make: importing .* gave no result "
+                       r"within 5 s"):  # fmt: skip
+        resolve_model(hangs)
+    assert not [m for m in sys.modules if m.startswith("bench_user_model_")
+                and "on_import" in str(getattr(sys.modules[m], "__file__", ""))]  # fmt: skip
+
+
+def test_a_model_file_that_aborts_on_import_stops_nothing_but_its_run(tmp_path, bench_env):
+    """The way a user meets it: `bench run` exits 2 with one line, and starts nothing."""
+    (tmp_path / "aborts_on_import.py").write_text(USER_FILES["aborts_on_import.py"])
+    ref = f"{tmp_path / 'aborts_on_import.py'}:make"
+    proc = _run(["run", "--models", ref, "--backends", "ort-cpu", "--opsets", "18",
+                 "--batch-sizes", "1", "--out", str(tmp_path / "run"), *FAST_TIMING], bench_env)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    assert f"{ref}: importing" in line and "killed its process (SIGABRT)" in line, line
+    assert not (tmp_path / "run").exists()
