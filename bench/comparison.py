@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.control import same_workload
 from bench.record import model_hashes
 from bench.stats import RatioTest, ratio_test
 
@@ -85,6 +86,7 @@ class Comparison:
     control: dict[str, RatioTest | None] = field(default_factory=dict)  # per other run
     basis: dict[str, str] = field(default_factory=dict)  # per other run: "raw" | "control"
     moved_together: dict[str, str] = field(default_factory=dict)  # per other run
+    no_control: dict[str, str] = field(default_factory=dict)  # per other run: why none, or ""
     normalize: str = "auto"  # as asked: "auto" | "control" | "none"
 
 
@@ -103,13 +105,18 @@ def trial_medians(record: dict[str, Any]) -> list[float]:
 
 def control_test(
     base: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]]
-) -> RatioTest | None:
-    """The control workload's ratio between two runs, when both measured it."""
+) -> tuple[RatioTest | None, str]:
+    """The control workload's ratio between two runs, when both measured the same one; else
+    None and why not."""
     found = [next((r for r in run if r.get("kind") == "control" and r.get("status") == "ok"),
                   None) for run in (base, other)]  # fmt: skip
     if found[0] is None or found[1] is None:
-        return None
-    return ratio_test(trial_medians(found[0]), trial_medians(found[1]), ALPHA, POWER)
+        return None, "no control workload in both runs"
+    differ = same_workload(found[0], found[1])
+    if differ:
+        return None, differ
+    test = ratio_test(trial_medians(found[0]), trial_medians(found[1]), ALPHA, POWER)
+    return test, "" if test else "the control workload has fewer than two trials"
 
 
 def verdict(test: RatioTest) -> str:
@@ -208,9 +215,11 @@ def _cells_moved(cells: Sequence[CellComparison]) -> tuple[str, str] | None:
     return side, f"{max(up, 1 - up):.0%} of cells moved {side} together (geometric mean {geo:.2f}x)"
 
 
-def moved_together(cells: Sequence[CellComparison], control: RatioTest | None) -> str:
+def moved_together(cells: Sequence[CellComparison], control: RatioTest | None,
+                   no_control: str = "no control workload in both runs") -> str:  # fmt: skip
     """A sentence when the cells moved together or the control moved, saying what moved them
-    as far as the control can tell (the machine, or the code and runtimes); else ""."""
+    as far as the control can tell (the machine, or the code and runtimes); else "".
+    `no_control` says why there is no control to tell by, when there is none."""
     moved = _cells_moved(cells)
     control_side = verdict(control) if control is not None else None
     if control is None or control_side not in ("slower", "faster"):
@@ -219,8 +228,7 @@ def moved_together(cells: Sequence[CellComparison], control: RatioTest | None) -
         if moved is None:
             return ""
         if control is None:
-            return (f"{moved[1]}; no control workload in both runs to tell the machine from "
-                    "the code")  # fmt: skip
+            return f"{moved[1]}; {no_control} to tell the machine from the code"
         return (
             f"{moved[1]}, the control did not move{ran}: the code or the runtimes, not the machine"
         )
@@ -272,12 +280,13 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
     base_cells = {_key(r): r for r in base.records if r.get("kind", "cell") == "cell"}
     for run in others:
         cells = {_key(r): r for r in run.records if r.get("kind", "cell") == "cell"}
-        control = control_test(base.records, run.records)
+        control, why_not = control_test(base.records, run.records)
         if normalize == "control" and control is None:
             from bench.errors import BenchError
 
-            raise BenchError(f"--normalize control: {base.name} or {run.name} has no control "
-                             "workload record (runs made with --no-control or --trials 1)")  # fmt: skip
+            raise BenchError(f"--normalize control: {base.name} against {run.name}: {why_not} "
+                             "(runs made with --no-control or --trials 1 have none)")  # fmt: skip
+        result.no_control[run.name] = why_not
         machine_moved = control is not None and verdict(control) in ("slower", "faster")
         use = control is not None and (normalize == "control" or (normalize == "auto"
                                                                  and machine_moved))  # fmt: skip
@@ -299,7 +308,7 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
         for backend, logs in by_backend.items():
             result.geomeans[(run.name, backend)] = math.exp(sum(logs) / len(logs))
         mine = [c for c in result.cells if c.other == run.name]
-        result.moved_together[run.name] = moved_together(mine, control)
+        result.moved_together[run.name] = moved_together(mine, control, why_not)
     return result
 
 

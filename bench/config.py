@@ -44,6 +44,7 @@ class RunConfig:
     cpus: str | None = None  # "0,1": pin workers to these cores (sched_setaffinity)
     allocator: str = "steady"  # workers' malloc policy (bench.allocator): "steady" or "system"
     control: bool = True  # measure the control workload beside the cells
+    control_workload: str = "matmul"  # bench.control.WORKLOADS; old runs: "numpy+python"
     explain_cells: tuple[str, ...] = ()  # --explain-cell: first divergence even when they pass
     executor: str = "local"  # "local": worker processes here; "ray": bench.rayexec
     ray_address: str | None = None  # --ray-address; None: a local Ray instance on 127.0.0.1
@@ -82,6 +83,7 @@ class RunConfig:
         # A run from before the policy existed was measured with the C library's own one;
         # resuming it keeps that, so one run never mixes the two.
         values.setdefault("allocator", "system")
+        values.setdefault("control_workload", "numpy+python")  # likewise its control workload
         values["targets"] = tuple(values.get("targets", ()))
         shard = values.get("shard")
         values["shard"] = tuple(shard) if shard is not None else None

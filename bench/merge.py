@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig
-from bench.control import control_ids
+from bench.control import LEGACY, control_ids
 from bench.diskio import WriteFailed, write_atomic
 from bench.errors import BenchError
 from bench.lock import run_in_progress
@@ -128,7 +128,8 @@ def _missing_controls(config: dict[str, Any], records: list[dict[str, Any]]) -> 
         return []
     targets = config.get("targets") or []
     held = {r.get("cell_id") for r in records if r.get("kind") == "control"}
-    return sorted(control_ids(tuple(map(str, targets))) - held)
+    workload = str(config.get("control_workload", LEGACY))  # a config from before it: legacy
+    return sorted(control_ids(tuple(map(str, targets)), workload) - held)
 
 
 def check_sweep(shards: list[ShardFolder]) -> tuple[RunConfig, int]:

@@ -49,7 +49,8 @@ def _claim(
         try:
             state = resume_state(run_dir, args.retry_failed)
             ids = {c.cell_id for c in Runner(state.config, run_dir, state.run_id).cells()}
-            check_grid(run_dir, state.records, ids | control_ids(state.config.targets))
+            check_grid(run_dir, state.records,
+                       ids | control_ids(state.config.targets, state.config.control_workload))  # fmt: skip
             config = state.config
             if args.ray_address is not None:  # the same cluster, reached at another address
                 check_executor(config.executor, args.ray_address, list(config.targets))
@@ -125,10 +126,10 @@ def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
         # A resumed folder whose cells are done but whose control record is missing (killed
         # while writing it) measures the control alone; else it is measured again with the
         # cells left to run.
-        missing = config.control and bool(finished - control_ids(config.targets))
-        missing = missing and not control_ids(config.targets) <= finished
+        controls = control_ids(config.targets, config.control_workload)
+        missing = config.control and bool(finished - controls) and not controls <= finished
         if config.control:
-            finished -= control_ids(config.targets)
+            finished -= controls
         cells = [c for c in all_cells if c.cell_id not in finished]
         if config.shard is not None and not all_cells:  # more shards than cells
             index, count = config.shard

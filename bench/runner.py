@@ -14,7 +14,7 @@ from bench.backends import backend_entry, load_backend_class
 from bench.backends.base import LoadSpec
 from bench.checks import ParityChecks
 from bench.config import RunConfig
-from bench.control import CONTROL_TARGET, control_id
+from bench.control import SHARES, TARGETS, control_id
 from bench.envinfo import cpu_governor
 from bench.errors import meaningful_line
 from bench.grid import Cell, expand_grid
@@ -217,8 +217,10 @@ class Runner:
 
     def control_plan(self, target: str | None = None) -> Planned:
         """The control workload's cell (under Ray: one per target, measured on its nodes)."""
-        job = LoadJob(control_id(target), CONTROL_TARGET, LoadSpec(source=""), [{}])
-        return Planned(control_id(target), "control", job, target=target)
+        workload = self.config.control_workload
+        cell_id = control_id(target, workload)
+        job = LoadJob(cell_id, TARGETS[workload], LoadSpec(source=""), [{}])
+        return Planned(cell_id, "control", job, target=target, trial_share=SHARES[workload])
 
     # -- the sweep ----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.allocator import DEFAULT_POLICY
@@ -49,6 +49,7 @@ class Planned:
     fresh_worker: bool = False  # a worker of its own (torch.compile caches must not leak)
     target: str | None = None  # --target KEY=VALUE: the Ray nodes that may measure it
     profile_runs: int = 0  # --profile: inferences of the profiled pass after the trials
+    trial_share: int = 1  # trials per round, each this much shorter (the control workload)
 
 
 @dataclass
@@ -209,8 +210,9 @@ class Scheduler:
         should_stop: Callable[[], bool],
         on_trial: Callable[[str, int, TrialOutcome], None],
     ) -> None:
-        queue = rmit_order(list(loaded), self.policy.trials, self.rng)
-        retries = dict.fromkeys(loaded, self.policy.trials)
+        slots = [c for c, m in loaded.items() for _ in range(m.planned.trial_share)]
+        queue = rmit_order(slots, self.policy.trials, self.rng)
+        retries = {c: self.policy.trials * m.planned.trial_share for c, m in loaded.items()}
         stale: set[str] = set()  # cells whose worker died: reload before their next trial
         position = 0
         total = len(queue)
@@ -225,11 +227,12 @@ class Scheduler:
                 if not self._load(measured, position, total):
                     self._finish(measured, on_done)
                     continue
-            if position % max(len(loaded), 1) == 1 or len(loaded) == 1:
-                self.progress(f"  trials {position}-{min(position + len(loaded) - 1, total)} "
+            if position % max(len(slots), 1) == 1 or len(slots) == 1:
+                self.progress(f"  trials {position}-{min(position + len(slots) - 1, total)} "
                               f"of {total}")  # fmt: skip
             key = self._key(measured.planned)
-            job = TrialJob(cell_id, self.policy, self.end_to_end)
+            job = TrialJob(cell_id, trial_policy(self.policy, measured.planned.trial_share),
+                           self.end_to_end)  # fmt: skip
             try:
                 reply = self.worker(key, measured.planned.backend).execute(job, self.cell_timeout)
             except WorkerLost as lost:
@@ -287,8 +290,17 @@ class Scheduler:
             if measured.planned.profile_runs:
                 measured.profile = profile_cell(measured.planned, self.worker, self.forget,
                                                 self.cell_timeout, self.progress)  # fmt: skip
-        mark_replaced(measured, self.policy.trials)
+        mark_replaced(measured, self.policy.trials * measured.planned.trial_share)
         on_done(measured)
+
+
+def trial_policy(policy: TimingPolicy, share: int) -> TimingPolicy:
+    """The policy of one of `share` trials a round: the same minimum of calls, 1/share of the
+    time."""
+    if share <= 1:
+        return policy
+    return replace(policy, min_time=policy.min_time / share,
+                   warmup_time=policy.warmup_time / share)  # fmt: skip
 
 
 def mark_replaced(measured: Measured, planned_trials: int) -> None:

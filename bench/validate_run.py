@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.allocator import POLICIES
+from bench.control import WORKLOADS
 from bench.validate import Check, finite, flag, integer, mapping, number, text, texts
 
 
@@ -62,6 +63,7 @@ _CONFIG: dict[str, Check] = {
     **{k: text for k in ("exporter", "mode", "out_dir", "cache_dir", "cpus", "ray_address")},
     "executor": lambda v: v in ("local", "ray"),
     "allocator": lambda v: v in POLICIES,
+    "control_workload": lambda v: v in WORKLOADS,
     "targets": _list_of(text),
     **{k: flag for k in ("end_to_end", "control")},
     "cell_timeout": lambda v: finite(v) and v > 0,

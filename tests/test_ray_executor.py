@@ -165,7 +165,7 @@ def test_quick_start_on_ray_matches_the_local_executor(tmp_path, cluster):
         assert record["target"] == LABEL and record["host"] == socket.gethostname()
         assert record["node_id"] and twin["node_id"] is None and twin["target"] is None
         assert record["schema_version"] == 5
-    control = mine[f"control/control/numpy+python{suffix}"]
+    control = mine[f"control/control/matmul{suffix}"]
     assert control["kind"] == "control" and control["latency"]["inference"]["n_trials"] >= 2
     assert f"ort-cpu @ {LABEL}" in (remote / "report.md").read_text()
     assert list((remote / "logs").glob("ray-*.log"))
@@ -185,7 +185,7 @@ def test_a_task_killed_mid_cell_costs_that_cell_only(tmp_path, cluster):
     killed = cells["simple_cnn/fault-kill-parent/auto-op18/b1/fp32"]
     assert killed["status"] == "crashed" and "Ray task on" in killed["reason"], killed
     assert cells["simple_cnn/ort-cpu/auto-op18/b1/fp32"]["status"] == "ok"
-    assert cells["control/control/numpy+python"]["status"] == "ok"
+    assert cells["control/control/matmul"]["status"] == "ok"
 
     proc = _bench(["run", "--resume", str(out), "--retry-failed"], env)
     assert proc.returncode == 0, proc.stderr

@@ -74,7 +74,8 @@ def basis_lines(comparison: Comparison) -> list[str]:
                          f"{control.high:.3f}), not a change beyond its own noise, so 'vs "
                          "control' is shown, not judged (--normalize control judges it)")  # fmt: skip
         else:
-            lines.append(f"{run}: verdicts use raw ratios (no control workload in both runs)")
+            why_not = comparison.no_control.get(run) or "no control workload in both runs"
+            lines.append(f"{run}: verdicts use raw ratios ({why_not})")
         if comparison.moved_together.get(run):
             lines.append(f"{run}: {comparison.moved_together[run]}")
     return lines
