@@ -63,6 +63,7 @@ class MatmulControl(_Control):
     def describe(self) -> dict[str, str]:
         return {"workload": f"float32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}",
                 "threads": str(self.threads), "blas": self.blas,
+                "blas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "default"),
                 "trial_share": str(CONTROL_SHARE)}  # fmt: skip
 
     def close(self) -> None:

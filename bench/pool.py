@@ -34,6 +34,11 @@ def _signal_name(returncode: int) -> str:
     return f"killed by {name}" if name else f"exited with status {returncode}"
 
 
+#: OpenBLAS's spin before its idle threads sleep: 2**N cycles (4 is its minimum; default 28).
+BLAS_TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
+QUIET_BLAS_TIMEOUT = "4"
+
+
 class Worker:
     """One worker process; `execute` runs a cell in it. Restarted by the caller on loss."""
 
@@ -48,6 +53,9 @@ class Worker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env[IN_WORKER_ENV] = "1"  # isolated already: a model's probe forward runs in place
         env[PARENT_ENV] = str(os.getpid())  # a parent gone before the worker started: it exits
+        # numpy's OpenBLAS threads (the control workload's) sleep as soon as their work is
+        # done; by default they spin about 0.1 s, into the next cell's trial in another worker.
+        env.setdefault(BLAS_TIMEOUT_ENV, QUIET_BLAS_TIMEOUT)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
