@@ -11,9 +11,9 @@ noisy to detect a change of GATE_HINT; otherwise `unchanged`.
 Both runs measured the control workload (bench.control): each cell's ratio is also reported
 relative to the control's ratio (unless `normalize="none"`), which removes what the machine did
 between the runs. The verdicts use that relative ratio with `normalize="control"`, or with
-"auto" (the default) when the control itself resolved a change; otherwise raw ratios. Measured on a shared 2-core
-machine, the control's own trial spread (about 25%) was larger than most cells' (10-20%), so
-dividing by it when the machine had not moved only widened every interval.
+"auto" (the default) when the control itself resolved a change; otherwise raw ratios: dividing
+by it when the machine had not moved only adds the control's own noise to every interval
+(measured on a shared 2-core machine: README, "How bench measures").
 """
 
 from __future__ import annotations
@@ -229,9 +229,12 @@ def moved_together(cells: Sequence[CellComparison], control: RatioTest | None,
             return ""
         if control is None:
             return f"{moved[1]}; {no_control} to tell the machine from the code"
-        return (
-            f"{moved[1]}, the control did not move{ran}: the code or the runtimes, not the machine"
-        )
+        if control_side == "unchanged":
+            return (f"{moved[1]}, the control did not move{ran}: the code or the runtimes, not "
+                    "the machine")  # fmt: skip
+        return (f"{moved[1]}; the control workload ran {control.ratio:.2f}x the baseline's time, "
+                f"a change it cannot resolve (detectable: {control.mde:.0%}), so whether the "
+                "machine or the code moved them is not known")  # fmt: skip
     said = (f"the control workload ran {control.ratio:.2f}x the baseline's time (the machine "
             f"itself was {control_side})")  # fmt: skip
     if moved is None:

@@ -249,3 +249,21 @@ def test_env_differences_name_the_allocator_policy() -> None:
     assert ("config.allocator", "system", "steady") in env_differences({}, {}, system, steady)
     assert ("config.allocator", "system", "steady") in env_differences({}, {}, old, steady)
     assert not [d for d in env_differences({}, {}, old, system) if d[0] == "config.allocator"]
+
+
+def test_a_control_too_noisy_to_resolve_its_move_is_not_called_still() -> None:
+    """Seen in an A/A pair: every cell moved 1.07x together and the control 1.08x, a change
+    too small for its spread; compare once said "the control did not move ... the code or the
+    runtimes, not the machine", blaming the code for what was (likely) the machine."""
+    rng = np.random.default_rng(6)
+    cells = {f"b{i}": rng.lognormal(3, 0.01, 16) for i in range(5)}
+    control = rng.lognormal(4, 0.2, 16)
+    base = _synthetic("base", cells, control=control)
+    moved = {k: 1.07 * v for k, v in cells.items()}
+    other = _synthetic("new", moved, control=1.08 * control[rng.permutation(16)])
+    result = compare([base, other])
+    assert result.control["new"] is not None and verdict(result.control["new"]) == "cannot resolve"
+    said = result.moved_together["new"]
+    assert "100% of cells moved slower together" in said
+    assert "a change it cannot resolve (detectable:" in said
+    assert "not the machine" not in said and "did not move" not in said
