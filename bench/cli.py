@@ -78,6 +78,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         caveats += [f"{folder.name}: {line}" for line in data.caveats]
         runs.append(Run(folder.name, data.records, data.env, data.config))
     comparison = compare(runs, baseline=0, normalize=args.normalize)
+    JUDGED = ("slower", "faster", "unchanged")
     comparison.caveats = caveats
     ops = op_type_changes(runs)
     gate = (
@@ -108,7 +109,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"  {reason}", file=sys.stderr)
         return 1
     if gate is not None:
-        print("regression gate passed")
+        judged = [c for c in comparison.cells if c.comparable and c.verdict in JUDGED]
+        print(f"regression gate passed ({len(judged)} of {len(comparison.cells)} cells judged; "
+              "a cell that cannot resolve never fails it)")  # fmt: skip
     return 0
 
 

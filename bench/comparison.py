@@ -104,14 +104,18 @@ def trial_medians(record: dict[str, Any]) -> list[float]:
 
 
 def control_test(
-    base: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]]
-) -> tuple[RatioTest | None, str]:
+    base: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]],
+    names: tuple[str, str] = ("the baseline", "the other run"),
+) -> tuple[RatioTest | None, str]:  # fmt: skip
     """The control workload's ratio between two runs, when both measured the same one; else
     None and why not."""
     found = [next((r for r in run if r.get("kind") == "control" and r.get("status") == "ok"),
                   None) for run in (base, other)]  # fmt: skip
-    if found[0] is None or found[1] is None:
-        return None, "no control workload in both runs"
+    lacking = [name for name, record in zip(names, found, strict=True) if record is None]
+    if len(lacking) == 2:
+        return None, "neither run has a measured control workload"
+    if lacking:
+        return None, f"{lacking[0]} has no measured control workload"
     differ = same_workload(found[0], found[1])
     if differ:
         return None, differ
@@ -216,7 +220,7 @@ def _cells_moved(cells: Sequence[CellComparison]) -> tuple[str, str] | None:
 
 
 def moved_together(cells: Sequence[CellComparison], control: RatioTest | None,
-                   no_control: str = "no control workload in both runs") -> str:  # fmt: skip
+                   no_control: str = "neither run has a measured control workload") -> str:  # fmt: skip
     """A sentence when the cells moved together or the control moved, saying what moved them
     as far as the control can tell (the machine, or the code and runtimes); else "".
     `no_control` says why there is no control to tell by, when there is none."""
@@ -228,7 +232,7 @@ def moved_together(cells: Sequence[CellComparison], control: RatioTest | None,
         if moved is None:
             return ""
         if control is None:
-            return f"{moved[1]}; {no_control} to tell the machine from the code"
+            return f"{moved[1]}; nothing tells the machine from the code here: {no_control}"
         if control_side == "unchanged":
             return (f"{moved[1]}, the control did not move{ran}: the code or the runtimes, not "
                     "the machine")  # fmt: skip
@@ -283,12 +287,13 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
     base_cells = {_key(r): r for r in base.records if r.get("kind", "cell") == "cell"}
     for run in others:
         cells = {_key(r): r for r in run.records if r.get("kind", "cell") == "cell"}
-        control, why_not = control_test(base.records, run.records)
+        control, why_not = control_test(base.records, run.records, (base.name, run.name))
         if normalize == "control" and control is None:
             from bench.errors import BenchError
 
-            raise BenchError(f"--normalize control: {base.name} against {run.name}: {why_not} "
-                             "(runs made with --no-control or --trials 1 have none)")  # fmt: skip
+            hint = " (a run made with --no-control has none)" if "has no" in why_not else ""
+            raise BenchError(f"--normalize control: {base.name} against {run.name}: "
+                             f"{why_not}{hint}")  # fmt: skip
         result.no_control[run.name] = why_not
         machine_moved = control is not None and verdict(control) in ("slower", "faster")
         use = control is not None and (normalize == "control" or (normalize == "auto"

@@ -223,7 +223,8 @@ def add_compare_flags(comp: argparse.ArgumentParser) -> None:
                       "went from parity pass to fail")  # fmt: skip
     comp.add_argument("--normalize", choices=["auto", "control", "none"], default="auto",
                       help="verdicts on ratios relative to the control workload (control), "
-                      "on raw ratios (none), or control when both runs measured it (auto)")  # fmt: skip
+                      "on raw ratios (none), or relative to the control only when the control "
+                      "itself moved beyond its own noise between the runs (auto, the default)")  # fmt: skip
 
 
 def build_parser() -> tuple[OneLineParser, FlagParser]:

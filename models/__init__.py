@@ -48,17 +48,20 @@ def _load_function(ref: str):
             raise BenchError(f"model file not found: {path}")
         _step(f"importing {path}")
         mod_name = f"bench_user_model_{abs(hash(str(path.resolve())))}"
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            raise BenchError(f"cannot import model file {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise BenchError(
-                f"importing model file {path} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        module = sys.modules.get(mod_name)  # imported once per process, as Python's own do
+        if module is None:
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            if spec is None or spec.loader is None:
+                raise BenchError(f"cannot import model file {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                sys.modules.pop(mod_name, None)
+                raise BenchError(
+                    f"importing model file {path} failed: {type(exc).__name__}: {exc}"
+                ) from exc
     else:
         # `python -m bench` has the working directory on sys.path; the `bench` console
         # script does not. The user's own packages resolve from there either way (appended,

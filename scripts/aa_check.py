@@ -47,14 +47,26 @@ def _gate(base: Path, other: Path, out: Path) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="results/aa-check")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] + " Flags after `--` go to every `bench run`.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repetitions of A, A' and T (each three fresh bench runs)")  # fmt: skip
+    parser.add_argument("--out", default="results/aa-check", help="folder of the run folders")
     parser.add_argument("--reuse", action="store_true",
                         help="compare run folders already in --out instead of measuring again")  # fmt: skip
     args, extra = parser.parse_known_args()
     extra = [e for e in extra if e != "--"]
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     root = Path(args.out)
+    if args.reuse:
+        missing = [f"r{rep}-{side}" for rep in range(1, args.repeats + 1)
+                   for side in ("A", "A2", "T1") if not (root / f"r{rep}-{side}" / "results.jsonl").is_file()]  # fmt: skip
+        if missing:
+            parser.error(f"--reuse: {root} lacks the run folders {', '.join(missing)} (run "
+                         "without --reuse to measure them)")  # fmt: skip
     root.mkdir(parents=True, exist_ok=True)
     summary = []
     for rep in range(1, args.repeats + 1):

@@ -153,3 +153,34 @@ def test_a_run_measures_the_matmul_control_in_shorter_trials_and_an_old_run_keep
     controls = [r for r in resumed if r["kind"] == "control"]
     assert [c["cell_id"] for c in controls] == ["control/control/numpy+python"]
     assert controls[0]["latency"]["inference"]["n_trials"] == cell_trials
+
+
+def test_what_compare_and_reports_say_when_the_control_is_missing_failed_or_crowded() -> None:
+    """An independent tester's findings: which run lacks a control is named; a run of single
+    trials says nothing was judged; a failed control is named as failed, not as "fewer than
+    two trials"; a contended control says so; contended trials are not counted twice."""
+    from bench.report import fields
+
+    with_control = Run("old", [_cell(1.0), _control(MATMUL, "2")], {})
+    without = Run("new", [_cell(1.3)], {})
+    result = compare([with_control, without])
+    assert result.no_control["new"] == "new has no measured control workload"
+    with pytest.raises(Exception, match=r"has no measured control workload \(a run made with "
+                       r"--no-control has none\)$"):  # fmt: skip
+        compare([with_control, without], normalize="control")
+
+    single = _cell(1.3)
+    single["latency"]["inference"]["trials"] = single["latency"]["inference"]["trials"][:1]
+    lines = basis_lines(compare([with_control, Run("one", [single, _control(MATMUL, "2")], {})]))
+    assert lines == ["one: no verdicts: every cell has fewer than two trials on a side "
+                     "(--trials 1), so no ratio was judged, raw or relative"]  # fmt: skip
+
+    failed = {"kind": "control", "status": "failed", "reason": "trial 7: worker gave no result"}
+    assert fields.control_lines([failed]) == ["control workload failed: trial 7: worker gave no "
+                                              "result"]  # fmt: skip
+    crowded = _control(MATMUL, "2")
+    crowded["latency"]["inference"].update(center_us=1000.0, n_trials=64, contended_trials=41)
+    crowded["latency"]["end_to_end"] = {"contended_trials": 41}
+    (line,) = fields.control_lines([crowded])
+    assert line.endswith("⚠ 41 of 64 trials contended (compare divides by this figure)")
+    assert fields.contended_trials(crowded) == 41 and fields.contended(crowded)

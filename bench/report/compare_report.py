@@ -61,6 +61,11 @@ def basis_lines(comparison: Comparison) -> list[str]:
     """Which ratio the verdicts used per run, the control's own move, and whole-run moves."""
     lines = []
     for run in comparison.others:
+        mine = [c for c in comparison.cells if c.other == run and c.comparable and c.ratio]
+        if mine and all(c.ratio_low is None for c in mine):
+            lines.append(f"{run}: no verdicts: every cell has fewer than two trials on a side "
+                         "(--trials 1), so no ratio was judged, raw or relative")  # fmt: skip
+            continue
         control = comparison.control.get(run)
         if comparison.basis.get(run) == "control" and control is not None:
             lines.append(f"{run}: verdicts use ratios relative to the control workload (which "
@@ -74,7 +79,7 @@ def basis_lines(comparison: Comparison) -> list[str]:
                          f"{control.high:.3f}), not a change beyond its own noise, so 'vs "
                          "control' is shown, not judged (--normalize control judges it)")  # fmt: skip
         else:
-            why_not = comparison.no_control.get(run) or "no control workload in both runs"
+            why_not = comparison.no_control.get(run) or "no control workload to judge by"
             lines.append(f"{run}: verdicts use raw ratios ({why_not})")
         if comparison.moved_together.get(run):
             lines.append(f"{run}: {comparison.moved_together[run]}")

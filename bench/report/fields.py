@@ -70,16 +70,16 @@ def interval_scope(block: Mapping[str, Any] | None) -> str | None:
     return "trials" if (block.get("n_trials") or 1) > 1 else "loop"
 
 
-def contended_trials(record: Record) -> int:
-    """Trials of any timed block during which other processes held much of the CPU."""
-    blocks = [timed_block(record), timed_block(record, "end_to_end")]
-    return sum(int(b.get("contended_trials") or 0) for b in blocks if b)
+def contended_trials(record: Record, name: str = "inference") -> int:
+    """Used trials of the record's figure (or of block `name`) during which other processes
+    held much of the CPU; at most its trial count (a trial times both of its loops)."""
+    return int((timed_block(record, name) or {}).get("contended_trials") or 0)
 
 
 def contended(record: Record) -> bool:
     """Measured while other processes held the CPU: its numbers carry a caveat."""
     warned = any(CONTENTION_TEXT in str(w) for w in record.get("warnings") or [])
-    return warned or contended_trials(record) > 0
+    return warned or contended_trials(record) + contended_trials(record, "end_to_end") > 0
 
 
 def items_per_s(record: Record) -> float | None:
@@ -177,6 +177,10 @@ def control_lines(records: Sequence[Record]) -> list[str]:
     for record in records:
         if not is_control(record):
             continue
+        if record.get("status") != "ok":
+            reason = str(record.get("reason") or "no reason recorded").strip().splitlines()
+            lines.append(f"control workload {record.get('status')}: {reason[0] if reason else ''}")
+            continue
         block = timed_block(record)
         interval = interval_us(block)
         spread = trial_spread(block)
@@ -187,5 +191,9 @@ def control_lines(records: Sequence[Record]) -> list[str]:
             if spread is not None
             else ", spread between trials: n/a (fewer than two trials)"
         )
+        crowded = contended_trials(record)
+        if crowded:
+            text += (f" ⚠ {crowded} of {(block or {}).get('n_trials')} trials contended (compare "
+                     "divides by this figure)")  # fmt: skip
         lines.append(text)
     return lines

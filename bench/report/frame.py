@@ -148,6 +148,9 @@ def summary_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    for column in ("opset_requested", "opset_actual"):  # 13, not 13.0, beside torch's empty
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     # a stable order whatever order the (interleaved) schedule finished the cells in
     order = ["model", "backend", "precision", "mode", "dims", "opset_requested", "exporter_used",
              "batch_size"]  # fmt: skip
