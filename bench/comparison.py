@@ -114,12 +114,13 @@ def control_test(
     lacking = [name for name, record in zip(names, found, strict=True) if record is None]
     if len(lacking) == 2:
         return None, "neither run has a measured control workload"
-    if lacking:
+    first, second = found
+    if lacking or first is None or second is None:
         return None, f"{lacking[0]} has no measured control workload"
-    differ = same_workload(found[0], found[1])
+    differ = same_workload(first, second)
     if differ:
         return None, differ
-    test = ratio_test(trial_medians(found[0]), trial_medians(found[1]), ALPHA, POWER)
+    test = ratio_test(trial_medians(first), trial_medians(second), ALPHA, POWER)
     return test, "" if test else "the control workload has fewer than two trials"
 
 
