@@ -58,7 +58,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare_ops import op_type_changes
-    from bench.comparison import Run, compare, regressions
+    from bench.comparison import JUDGED, Run, compare, regressions
     from bench.report.compare_ops_report import html_ops, markdown_ops, terminal_ops
     from bench.report.compare_report import (
         html_comparison,
@@ -78,7 +78,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         caveats += [f"{folder.name}: {line}" for line in data.caveats]
         runs.append(Run(folder.name, data.records, data.env, data.config))
     comparison = compare(runs, baseline=0, normalize=args.normalize)
-    JUDGED = ("slower", "faster", "unchanged")
     comparison.caveats = caveats
     ops = op_type_changes(runs)
     gate = (

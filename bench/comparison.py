@@ -29,6 +29,8 @@ from bench.stats import RatioTest, ratio_test
 
 ALPHA = 0.01
 POWER = 0.8
+#: Verdicts that judged a cell (the others: `cannot resolve`, `not measured`).
+JUDGED = ("slower", "faster", "unchanged")
 GATE_HINT = 0.05  # a run that cannot resolve a 5% change cannot call a cell unchanged
 MOVED_TOGETHER = 0.8  # this share of cells on one side of 1: the whole run moved
 DRIFT_FACTOR = 10.0
@@ -111,12 +113,11 @@ def control_test(
     None and why not."""
     found = [next((r for r in run if r.get("kind") == "control" and r.get("status") == "ok"),
                   None) for run in (base, other)]  # fmt: skip
-    lacking = [name for name, record in zip(names, found, strict=True) if record is None]
-    if len(lacking) == 2:
-        return None, "neither run has a measured control workload"
     first, second = found
-    if lacking or first is None or second is None:
-        return None, f"{lacking[0]} has no measured control workload"
+    if first is None and second is None:
+        return None, "neither run has a measured control workload"
+    if first is None or second is None:
+        return None, f"{names[0] if first is None else names[1]} has no measured control workload"
     differ = same_workload(first, second)
     if differ:
         return None, differ

@@ -24,13 +24,16 @@ LEGACY = "numpy+python"
 DEFAULT_WORKLOAD = MATMUL
 WORKLOADS = (MATMUL, LEGACY)
 CONTROL_PREFIX = "control/control/"
-CONTROL_ID = CONTROL_PREFIX + DEFAULT_WORKLOAD
 #: Trials of the matmul control per round of the cells' trials, each this much shorter.
 CONTROL_SHARE = 4
 TARGETS = {MATMUL: "bench.controlworkload:MatmulControl",
            LEGACY: "bench.controlworkload:ControlWorkload"}  # fmt: skip
-#: Trials per round of the cells' trials, each this much shorter.
 SHARES = {MATMUL: CONTROL_SHARE, LEGACY: 1}
+#: OpenBLAS's spin before its idle threads sleep: 2**N cycles (4 is its minimum; default 28).
+#: bench's workers start with the minimum (unless set), so the control's threads do not spin
+#: into the next cell's trial in another worker.
+BLAS_TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
+QUIET_BLAS_TIMEOUT = "4"
 
 
 def control_id(target: str | None = None, workload: str = DEFAULT_WORKLOAD) -> str:

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from bench.backends.base import Backend, LoadSpec
-from bench.control import CONTROL_SHARE
+from bench.control import BLAS_TIMEOUT_ENV, CONTROL_SHARE
 
 MATMUL_SIZE = 384
 ELEMENTS = 1 << 15
@@ -17,6 +17,7 @@ PY_ITERATIONS = 1500
 
 
 class _Control(Backend):
+    name: ClassVar[str] = "control"
     device: ClassVar[str] = "cpu"
     consumes: ClassVar[str] = "none"
 
@@ -41,8 +42,6 @@ def _cores() -> int:
 class MatmulControl(_Control):
     """A MATMUL_SIZE² float32 matrix product on every core this process may use."""
 
-    name: ClassVar[str] = "control"
-
     def load(self, spec: LoadSpec) -> None:
         from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -63,7 +62,7 @@ class MatmulControl(_Control):
     def describe(self) -> dict[str, str]:
         return {"workload": f"float32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}",
                 "threads": str(self.threads), "blas": self.blas,
-                "blas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "default"),
+                "blas_thread_timeout": os.environ.get(BLAS_TIMEOUT_ENV, "default"),
                 "trial_share": str(CONTROL_SHARE)}  # fmt: skip
 
     def close(self) -> None:
@@ -75,8 +74,6 @@ class MatmulControl(_Control):
 class ControlWorkload(_Control):
     """numpy+python (runs from before matmul): about 100 µs of elementwise numpy work and
     interpreter work per call, single-threaded by construction."""
-
-    name: ClassVar[str] = "control"
 
     def load(self, spec: LoadSpec) -> None:
         rng = np.random.default_rng(0)

@@ -11,6 +11,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from bench.allocator import DEFAULT_POLICY
+from bench.control import BLAS_TIMEOUT_ENV, QUIET_BLAS_TIMEOUT
 from bench.jobs import Job, Reply
 from bench.lifeline import PARENT_ENV, signal_label
 from bench.models.probe import IN_WORKER_ENV
@@ -32,11 +33,6 @@ class WorkerLost(Exception):
 def _signal_name(returncode: int) -> str:
     name = signal_label(returncode)
     return f"killed by {name}" if name else f"exited with status {returncode}"
-
-
-#: OpenBLAS's spin before its idle threads sleep: 2**N cycles (4 is its minimum; default 28).
-BLAS_TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
-QUIET_BLAS_TIMEOUT = "4"
 
 
 class Worker:

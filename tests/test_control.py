@@ -46,7 +46,7 @@ def test_the_controls_idle_blas_threads_do_not_spin_into_the_next_trial() -> Non
     its threads take (almost) no CPU while the next trial runs in another worker. With
     OpenBLAS's default they spun about 0.1 s of CPU, and 83% of the trials that followed a
     control trial were contended and retried."""
-    from bench.pool import BLAS_TIMEOUT_ENV, QUIET_BLAS_TIMEOUT
+    from bench.control import BLAS_TIMEOUT_ENV, QUIET_BLAS_TIMEOUT
 
     code = (
         "import time\n"
