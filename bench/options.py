@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.config import RunConfig, default_cache_dir
 from bench.configfile import read_config_file, run_defaults
@@ -29,6 +31,9 @@ from bench.limits import (
 from bench.models.probe import IMPORT_ALLOWANCE_S, set_probe_timeout
 from bench.record import BASELINE_BACKEND
 from bench.targets import check_executor
+
+if TYPE_CHECKING:
+    from bench.models.spec import ModelSpec
 
 
 def _csv(text: str) -> list[str]:
@@ -104,7 +109,6 @@ def check_noise_args(args: argparse.Namespace) -> None:
     """`bench noise`'s flags, as `bench run` checks the same ones."""
     from bench.backends import backend_entry
     from bench.export import validate_opsets
-    from bench.models import resolve_model
 
     in_range("--trials", args.trials, 2, MAX_TRIALS, unit=" (a comparison needs a spread)")
     in_range("--repeats", args.repeats, 1, MAX_TRIALS)
@@ -115,8 +119,27 @@ def check_noise_args(args: argparse.Namespace) -> None:
     validate_opsets([args.opset], "auto")
     for backend in _csv(args.backends):
         backend_entry(backend)
-    for model in _csv(args.models):
-        resolve_model(model)
+    resolve_models(_csv(args.models))
+
+
+def resolve_models(
+    models: Sequence[str], file_dims: Mapping[str, int] | None = None
+) -> dict[str, ModelSpec]:
+    """Every model resolved; the problems of all that cannot be, in one line, not the first."""
+    from bench.models import resolve_model
+
+    specs, problems = {}, []
+    for model in models:
+        try:
+            specs[model] = resolve_model(model, file_dims)
+        except BenchError as exc:
+            problems.append(str(exc).splitlines()[0])
+    if len(problems) == 1:
+        raise BenchError(problems[0])
+    if problems:
+        raise BenchError(f"{len(problems)} of {len(models)} models cannot be used: "
+                         + "; ".join(problems))  # fmt: skip
+    return specs
 
 
 def _backend_options(
@@ -180,7 +203,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     from bench.backends import backend_entry
     from bench.export import validate_opsets
     from bench.inputflags import batch_axes, file_sizes, int_ranges, swept_dims
-    from bench.models import resolve_model, with_int_ranges
+    from bench.models import with_int_ranges
     from bench.models.checks import ModelProblem, check_spec
     from bench.models.spec import PRECISIONS
     from bench.shard import parse_shard
@@ -195,7 +218,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if not models:
         raise BenchError("--models: give at least one model")
     file_dims = file_sizes(args, models)
-    specs = {model: resolve_model(model, file_dims) for model in models}
+    specs = resolve_models(models, file_dims)
     ranges = int_ranges(args.int_range, specs)
     for model, spec in specs.items():  # each range must fit the input's dtype
         try:

@@ -15,9 +15,12 @@ from bench.control import BLAS_TIMEOUT_ENV, QUIET_BLAS_TIMEOUT
 from bench.jobs import Job, Reply
 from bench.lifeline import PARENT_ENV, signal_label
 from bench.models.probe import IN_WORKER_ENV
+from bench.outputcap import CappedOutput
 
 STDERR_TAIL_CHARS = 2000
 STDERR_TAIL_MARK = "; stderr tail:"
+#: How long a lost worker's last output is waited for before its tail is read.
+OUTPUT_WAIT_S = 2.0
 
 
 class WorkerLost(Exception):
@@ -53,16 +56,20 @@ class Worker:
         # done; by default they spin about 0.1 s, into the next cell's trial in another worker.
         env.setdefault(BLAS_TIMEOUT_ENV, QUIET_BLAS_TIMEOUT)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", str(child_sock.fileno()), cpus or "", allocator],
-            pass_fds=[child_sock.fileno()],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            env=env,
-            start_new_session=True,  # Ctrl-C reaches the parent only
-        )
+        self._log = CappedOutput(log_path)  # a model printing in its forward fills no disk
+        args = [str(child_sock.fileno()), cpus or "", allocator]
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.worker", *args],
+                pass_fds=[child_sock.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log.write_fd,
+                stderr=self._log.write_fd,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches the parent only
+            )
+        finally:
+            self._log.child_started()
         child_sock.close()
         self._conn = Connection(os.dup(parent_sock.fileno()))
         parent_sock.close()
@@ -78,11 +85,11 @@ class Worker:
             raise self._lost("crashed") from exc
 
     def stderr_tail(self) -> str:
-        try:
-            text = self.log_path.read_bytes()[-STDERR_TAIL_CHARS:]
-        except OSError:
-            return ""
-        return text.decode(errors="replace").strip()
+        """The last of the worker's output; once it died, all it wrote (waited for briefly:
+        a process it started may still hold the pipe)."""
+        if self.process.poll() is not None:
+            self._log.wait(OUTPUT_WAIT_S)
+        return self._log.tail(STDERR_TAIL_CHARS).strip()
 
     def _lost(self, status: str, detail: str = "") -> WorkerLost:
         self.kill()
@@ -112,8 +119,8 @@ class Worker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self._log.wait(OUTPUT_WAIT_S)  # the log's last lines, and its note of what it left out
         self._conn.close()
-        self._log.close()
 
     def ask_to_exit(self) -> None:
         """Ask the worker to exit, without waiting (`close` waits): several workers asked

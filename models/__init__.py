@@ -146,12 +146,12 @@ def _spec_from_function(ref: str) -> ModelSpec:
     except BenchError:
         raise
     except Exception as exc:
-        raise BenchError(f"{ref!r} raised {type(exc).__name__}: {exc}") from exc
+        raise BenchError(f"{ref}: calling it raised {type(exc).__name__}: {exc}") from exc
     if isinstance(result, tuple) and 2 <= len(result) <= 3:
         return _spec_from_tuple(ref, function, result)
     if not isinstance(result, ModelSpec):
         raise BenchError(
-            f"{ref!r} returned {type(result).__name__}; expected a models.ModelSpec or "
+            f"{ref}: it returned {type(result).__name__}; expected a bench.models.ModelSpec or "
             "(nn.Module, [InputSpec, ...]) or (nn.Module, [InputSpec, ...], [output names])"
         )
     return result
@@ -165,7 +165,7 @@ def _spec_from_tuple(ref: str, function, result: tuple) -> ModelSpec:
     inputs names the outputs (`output_0`, ..., dict keys; see `flatten_outputs`)."""
     inputs = tuple(result[1])
     if not inputs or not all(isinstance(i, InputSpec) for i in inputs):
-        raise BenchError(f"{ref!r}: the second item must be a list of models.InputSpec")
+        raise BenchError(f"{ref}: the second item must be a list of bench.models.InputSpec")
     try:
         for item in inputs:
             check_input(item)

@@ -115,7 +115,7 @@ def check_spec(spec: ModelSpec) -> None:
         raise ModelProblem(f"the spec's name is {spec.name!r}: give a non-empty string")
     for item in spec.inputs:
         if not isinstance(item, InputSpec):
-            raise ModelProblem(f"inputs must be models.InputSpec, got {type(item).__name__}")
+            raise ModelProblem(f"inputs must be bench.models.InputSpec, got {type(item).__name__}")
         check_input(item)
     for kind, names in (("input", spec.input_names), ("output", spec.output_names)):
         repeated = sorted({n for n in names if names.count(n) > 1})

@@ -17,16 +17,26 @@ import sys
 
 from bench.errors import BenchError, meaningful_line
 from bench.lifeline import PARENT_ENV, die_with_parent, signal_label
+from bench.outputcap import CappedOutput
+
+#: How long the child's last output is waited for once it ended (a process it started may
+#: hold the pipes open).
+OUTPUT_WAIT_S = 2.0
 
 #: Set in processes that are themselves isolated (bench's workers, this probe's child): they
 #: run the forward in place.
 IN_WORKER_ENV = "BENCH_IN_WORKER"
 DEFAULT_PROBE_TIMEOUT_S = 600.0
-#: Starts the child's answer on a line of its own, whatever the model printed before it.
+#: The child writes its steps and its answer to this file descriptor, a pipe of their own:
+#: nothing the model prints can hide them or be mistaken for them.
+REPORT_FD_ENV = "BENCH_PROBE_REPORT_FD"
+#: Starts the line that carries the child's answer.
 RESULT_MARKER = "bench-probe-result: "
 #: Starts a line naming the step the child is about to take (the last one is what failed).
 STEP_MARKER = "bench-probe-step: "
-_reporting_steps = False
+#: What is kept of the child's stderr (its last part), for the line that says why it failed.
+STDERR_KEPT_BYTES = 64 * 1024
+_report_fd: int | None = None
 _timeout_s = DEFAULT_PROBE_TIMEOUT_S
 _probed: dict[str, list[str]] = {}
 
@@ -47,16 +57,18 @@ def in_place() -> bool:
     return bool(os.environ.get(IN_WORKER_ENV))
 
 
+def _report(line: str) -> None:
+    if _report_fd is not None:
+        os.write(_report_fd, f"{line}\n".encode())
+
+
 def step(what: str) -> None:
     """Say, in the probe's child, which step comes next (elsewhere: nothing)."""
-    if _reporting_steps:
-        print(f"\n{STEP_MARKER}{what}", flush=True)
+    _report(f"{STEP_MARKER}{what}")
 
 
-def _last_step(stdout: str | bytes | None, ref: str) -> str:
-    if isinstance(stdout, bytes):
-        stdout = stdout.decode(errors="replace")
-    steps = [line for line in (stdout or "").splitlines() if line.startswith(STEP_MARKER)]
+def _last_step(report: str, ref: str) -> str:
+    steps = [line for line in report.splitlines() if line.startswith(STEP_MARKER)]
     return f"{ref}: {steps[-1][len(STEP_MARKER) :]}" if steps else f"{ref}: starting Python"
 
 
@@ -70,22 +82,38 @@ def probe_names_in_child(ref: str) -> list[str]:
     A child that dies or hangs is one `BenchError` line naming `ref` and the step it was in."""
     if ref in _probed:
         return _probed[ref]
+    report, stderr = CappedOutput(None), CappedOutput(None, tail_bytes=STDERR_KEPT_BYTES)
     env = {**os.environ, IN_WORKER_ENV: "1", PARENT_ENV: str(os.getpid()),
+           REPORT_FD_ENV: str(report.write_fd),
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # fmt: skip
     try:
-        proc = subprocess.run([sys.executable, "-m", "bench.models.probe", ref], env=env,
-                              capture_output=True, text=True, timeout=_timeout_s)  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{_last_step(exc.stdout, ref)} gave no result within {_timeout_s:g} s "
-                         f"(--cell-timeout and {IMPORT_ALLOWANCE_S:g} s to import torch); it "
-                         "was stopped") from None  # fmt: skip
-    if proc.returncode == 2 and proc.stderr.strip():  # the child's own one-line BenchError
-        raise BenchError(proc.stderr.strip().splitlines()[-1])
-    what = _last_step(proc.stdout, ref)
-    if proc.returncode != 0:
-        tail = meaningful_line(proc.stderr) if proc.stderr.strip() else ""
-        raise BenchError(f"{what} {_how(proc.returncode)}" + (f": {tail}" if tail else ""))
-    found = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+        # The model's own prints go nowhere (a forward may print without end); stderr is
+        # drained within a cap, kept for the line that says why the child failed.
+        proc = subprocess.Popen([sys.executable, "-m", "bench.models.probe", ref], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=stderr.write_fd, pass_fds=[report.write_fd])  # fmt: skip
+    finally:
+        report.child_started()
+        stderr.child_started()
+    try:
+        returncode = proc.wait(timeout=_timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        report.wait(OUTPUT_WAIT_S)
+        raise BenchError(f"{_last_step(report.tail(STDERR_KEPT_BYTES), ref)} gave no result "
+                         f"within {_timeout_s:g} s (--cell-timeout and {IMPORT_ALLOWANCE_S:g} s "
+                         "to import torch); it was stopped") from None  # fmt: skip
+    report.wait(OUTPUT_WAIT_S)
+    stderr.wait(OUTPUT_WAIT_S)
+    said, errors = report.tail(STDERR_KEPT_BYTES), stderr.tail(STDERR_KEPT_BYTES)
+    if returncode == 2 and errors.strip():  # the child's own one-line BenchError
+        raise BenchError(errors.strip().splitlines()[-1])
+    what = _last_step(said, ref)
+    if returncode != 0:
+        tail = meaningful_line(errors) if errors.strip() else ""
+        raise BenchError(f"{what} {_how(returncode)}" + (f": {tail}" if tail else ""))
+    found = [line for line in said.splitlines() if line.startswith(RESULT_MARKER)]
     if not found:  # os._exit(0) inside the forward, say
         raise BenchError(f"{what} ended its process (status 0) before it returned")
     _probed[ref] = [str(n) for n in json.loads(found[-1][len(RESULT_MARKER) :])]
@@ -97,14 +125,13 @@ def main(argv: list[str]) -> int:
     from bench.models import resolve_model
 
     die_with_parent()
-    this._reporting_steps = True
+    this._report_fd = int(os.environ.get(REPORT_FD_ENV, "1"))  # by hand: to stdout
     try:
         spec = resolve_model(argv[0])
     except BenchError as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return 2
-    # On a line of its own: the model may have printed without a newline.
-    print(f"\n{RESULT_MARKER}{json.dumps(list(spec.output_names))}", flush=True)
+    this._report(f"{RESULT_MARKER}{json.dumps(list(spec.output_names))}")
     return 0
 
 

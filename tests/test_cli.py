@@ -280,11 +280,22 @@ def test_broken_user_model_files_are_one_line(bench_env, tmp_path) -> None:
     (tmp_path / "raises.py").write_text("def make():\n    raise RuntimeError('no weights')\n")
     for ref, message in (
         (f"{tmp_path}/imports.py:make", "ModuleNotFoundError: No module named 'nonexistent_dep"),
-        (f"{tmp_path}/raises.py:make", "raised RuntimeError: no weights"),
+        (
+            f"{tmp_path}/raises.py:make",
+            "raises.py:make: calling it raised RuntimeError: no weights",
+        ),
     ):
         proc = bench("run", "--models", ref, env=bench_env, cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+    # Several at once: every problem in the one line, not only the first.
+    refs = f"{tmp_path}/imports.py:make,simple_cnn,{tmp_path}/raises.py:make,simple_cn"
+    proc = bench("run", "--models", refs, "--out", str(tmp_path / "r"), env=bench_env, cwd=tmp_path)
+    line = proc.stderr.strip()
+    assert proc.returncode == 2 and "\n" not in line, line
+    assert "3 of 4 models cannot be used" in line and "nonexistent_dep" in line, line
+    assert "no weights" in line and "unknown model 'simple_cn' (did you mean" in line, line
+    assert not (tmp_path / "r").exists()
 
 
 def test_bf16_cells_run_where_supported_and_say_where_not(bench_env, tmp_path) -> None:
