@@ -270,3 +270,18 @@ def test_a_control_too_noisy_to_resolve_its_move_is_not_called_still() -> None:
     assert "100% of cells moved slower together" in said
     assert "a change it cannot resolve (detectable:" in said
     assert "not the machine" not in said and "did not move" not in said
+
+
+def test_cells_in_one_run_only_are_named_on_the_terminal() -> None:
+    """A cell the other run lacks is never compared; the terminal says so, not only compare.md."""
+    from bench.report.compare_report import terminal_comparison
+
+    values = np.random.default_rng(2).lognormal(3, 0.05, 8)
+    base = _synthetic("base", {"ort": values, "ov": values, "a": values, "b": values, "c": values})
+    new = _synthetic("new", {"ort": values, "trt": values})
+    text = terminal_comparison(compare([base, new]))
+    assert re.search(
+        r"only in base \(not compared\): 4 cells: m · ov · .*, m · a · .*, m · b · .* and 1 more",
+        text,
+    ), text
+    assert re.search(r"only in new \(not compared\): 1 cell: m · trt · auto op17", text), text

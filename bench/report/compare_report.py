@@ -174,5 +174,11 @@ def terminal_comparison(comparison: Comparison) -> str:
     for cell in comparison.cells:
         counts[cell.verdict] = counts.get(cell.verdict, 0) + 1
     lines.append("verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    for run, keys in comparison.only_in.items():
+        if keys:
+            shown = ", ".join(key_label(k) for k in keys[:3])
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            cells = f"{len(keys)} cell{'s' if len(keys) > 1 else ''}"
+            lines.append(f"only in {run} (not compared): {cells}: {shown}{more}")
     lines += basis_lines(comparison)
     return "\n".join(lines)
