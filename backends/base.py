@@ -143,6 +143,14 @@ class Backend(abc.ABC):
         for _ in range(self.ROUND_DEPTH):
             self.run()
 
+    @classmethod
+    def check_option(cls, key: str, value: str) -> None:
+        """Raise ValueError, naming the valid choices, for a `--backend-option` this backend
+        would not honour (a typo must not be ignored silently). Called before anything runs,
+        in the planning process: import no runtime here unless the check needs it. This
+        default accepts every option."""
+        return None
+
     @abc.abstractmethod
     def describe(self) -> dict[str, str]:
         """Effective settings read back from the runtime: providers, precision, threads."""

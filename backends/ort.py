@@ -33,6 +33,7 @@ key is a session config entry (`SessionOptions.add_session_config_entry`).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -120,6 +121,34 @@ class OrtExecutionProvider(Backend):
             raise BackendUnavailable(
                 f"onnxruntime {ort.__version__} has no {cls.provider} "
                 f"(available: {', '.join(providers)})"
+            )
+
+    @classmethod
+    def check_option(cls, key: str, value: str) -> None:
+        """The session options bench sets by name, `provider.KEY`, or an ONNX Runtime session
+        config key (they are namespaced: `session.`, `optimization.`, `mlas.`, ...); ONNX
+        Runtime itself ignores a config key it does not know, so a bare typo is refused."""
+        if key.startswith(PROVIDER_OPTION_PREFIX):
+            return
+        checks = {
+            "graph_optimization_level": (lambda v: v in _OPT_LEVELS, ", ".join(_OPT_LEVELS)),
+            "inter_op_num_threads": (lambda v: v.isdigit() and 1 <= int(v) <= 4096, "1 to 4096"),
+            "execution_mode": (lambda v: v in ("sequential", "parallel"), "sequential, parallel"),
+        }
+        if key in checks:
+            ok, valid = checks[key]
+            if not ok(value):
+                raise ValueError(f"{key}={value!r}; valid: {valid}")
+            return
+        if key == "intra_op_num_threads":
+            raise ValueError("intra_op_num_threads is set by --threads (which records it)")
+        if "." not in key:
+            near = difflib.get_close_matches(key, [*checks, "intra_op_num_threads"], n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(
+                f"unknown option {key!r}{hint}; valid: {', '.join(checks)}, "
+                f"{PROVIDER_OPTION_PREFIX}KEY, or a session config key such as "
+                "session.intra_op.allow_spinning"
             )
 
     def _session_options(self, spec: LoadSpec, session_options: Mapping[str, str]) -> Any:

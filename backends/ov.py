@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,6 +90,26 @@ class OpenVinoCpu(Backend):
         self._infer: Any = None
         self._config: dict[str, Any] = {}
         self._spec: LoadSpec | None = None
+
+    @classmethod
+    def check_option(cls, key: str, value: str) -> None:
+        """`shapes`, or a property the device lets a compiled model set (asked of OpenVINO:
+        its list differs between versions and devices); without OpenVINO, unchecked here
+        (the cell then says it cannot run)."""
+        if key == "shapes":
+            if value not in ("static", "dynamic"):
+                raise ValueError(f"shapes={value!r}; valid: static, dynamic")
+            return
+        try:
+            supported = _import_ov().Core().get_property(cls.ov_device, "SUPPORTED_PROPERTIES")
+        except Exception:  # no OpenVINO or no device: the cell says why it cannot run
+            return
+        settable = sorted(name for name, mode in dict(supported).items() if "W" in str(mode))
+        if key not in settable:
+            near = difflib.get_close_matches(key.upper(), settable, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            what = "a read-only property" if key in dict(supported) else "an unknown option"
+            raise ValueError(f"{key!r} is {what}{hint}; valid: shapes, {', '.join(settable)}")
 
     @classmethod
     def check_available(cls) -> None:

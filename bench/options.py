@@ -145,6 +145,8 @@ def resolve_models(
 def _backend_options(
     items: list[str], backends: tuple[str, ...]
 ) -> tuple[tuple[str, str, str], ...]:
+    from bench.backends import backend_entry, load_backend_class
+
     parsed = []
     for item in items:
         name, dot, rest = item.partition(".")
@@ -156,6 +158,10 @@ def _backend_options(
                 f"--backend-option {item!r}: backend {name!r} is not in this run; "
                 f"valid: {', '.join(backends)}"
             )
+        try:
+            load_backend_class(backend_entry(name).target).check_option(key, value)
+        except ValueError as exc:
+            raise BenchError(f"--backend-option {item!r}: {exc}") from None
         parsed.append((name, key, value))
     return tuple(parsed)
 

@@ -264,6 +264,32 @@ def test_bad_config_file_is_one_line(text: str, message: str, bench_env, tmp_pat
         (["run", "--retry-failed"], "--retry-failed goes with --resume RUN_DIR"),
         (["run", "--rtol", "simple_cnn=abc"], "'abc' is not a number"),
         (["run", "--backend-option", "tensorrt.x=1"], "backend 'tensorrt' is not in this run"),
+        (
+            [
+                "run",
+                "--backends",
+                "ort-cpu",
+                "--backend-option",
+                "ort-cpu.graph_optimisation_level=disable",
+            ],
+            "unknown option 'graph_optimisation_level' (did you mean 'graph_optimization_level'?)",
+        ),
+        (
+            ["run", "--backends", "ort-cpu", "--backend-option", "ort-cpu.intra_op_num_threads=2"],
+            "intra_op_num_threads is set by --threads",
+        ),
+        (
+            ["run", "--backends", "ort-cpu", "--backend-option", "ort-cpu.execution_mode=fast"],
+            "execution_mode='fast'; valid: sequential, parallel",
+        ),
+        (
+            ["run", "--backends", "openvino", "--backend-option", "openvino.num_streams=2"],
+            "'num_streams' is an unknown option (did you mean 'NUM_STREAMS'?); valid: shapes, ",
+        ),
+        (
+            ["run", "--backends", "openvino", "--backend-option", "openvino.FULL_DEVICE_NAME=x"],
+            "'FULL_DEVICE_NAME' is a read-only property",
+        ),
         (["compare", "only_one"], "compare needs at least two different run folders"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
