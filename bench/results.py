@@ -25,6 +25,10 @@ RESULTS_FILE = "results.jsonl"
 ENV_FILE = "env.json"
 RUN_FILE = "run.json"
 TRIALS_FILE = "trials.jsonl"
+#: Trials a stopped run measured for cells that never got a record: moved here when the run
+#: is resumed (the resumed cells are measured again, whole, so a cell's trials come from
+#: one session), kept for good.
+STOPPED_TRIALS_FILE = "stopped-trials.jsonl"
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -71,8 +75,9 @@ class ResultsWriter:
 
 class TrialJournal:
     """trials.jsonl: every trial's raw samples, flushed as it ends, while its cell has no
-    record yet. A run that is stopped or killed keeps it (nothing measured is lost); a run
-    whose every cell got its record removes it, the records holding the same samples."""
+    record yet. A run that is stopped or killed keeps it (nothing measured is lost); when it
+    is resumed, what it holds moves to `STOPPED_TRIALS_FILE`; a run whose every cell got its
+    record removes it, the records holding the same samples."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -80,6 +85,7 @@ class TrialJournal:
 
     def __enter__(self) -> TrialJournal:
         _drop_torn_tail(self.path)
+        _keep_stopped_trials(self.path, self.path.with_name(STOPPED_TRIALS_FILE))
         self._fd = open_append(self.path)
         return self
 
@@ -97,6 +103,58 @@ class TrialJournal:
         os.close(self._fd)
         if self.complete and exc[0] is None:
             self.path.unlink(missing_ok=True)
+
+
+def _recorded_ids(run_dir: Path) -> set[str]:
+    try:
+        good, _ = scan_records(run_dir / RESULTS_FILE)
+    except BenchError:
+        return set()
+    return {str(r.get("cell_id")) for _, r in good}
+
+
+def _trials_without_record(journal: Path) -> list[bytes]:
+    """The journal's lines whose cell has no record (a cell that got its record holds the
+    same samples in it)."""
+    recorded = _recorded_ids(journal.parent)
+    kept = []
+    with open(journal, "rb") as fh:
+        for line in fh:
+            try:
+                cell_id = json.loads(line).get("cell_id")
+            except (ValueError, AttributeError, RecursionError):
+                continue
+            if cell_id not in recorded:
+                kept.append(line)
+    return kept
+
+
+def unfinished_trials(run_dir: Path) -> str | None:
+    """A line for the reports when the journal holds trials of cells without a record (a run
+    stopped or killed): how many, and the command that measures those cells."""
+    try:
+        count = len(_trials_without_record(run_dir / TRIALS_FILE))
+    except OSError:
+        return None
+    if not count:
+        return None
+    return (f"{count} trials were measured for cells that have no record yet (the run stopped "
+            f"first; they are kept in {TRIALS_FILE}): bench run --resume {run_dir} measures "
+            "those cells")  # fmt: skip
+
+
+def _keep_stopped_trials(journal: Path, kept: Path) -> None:
+    """Move an earlier session's trials of cells without a record to `kept` (appended)."""
+    if not journal.exists():
+        return
+    lines = _trials_without_record(journal)
+    if lines:
+        fd = open_append(kept)
+        try:
+            append_whole(fd, kept, b"".join(lines))
+        finally:
+            os.close(fd)
+    journal.unlink()
 
 
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:

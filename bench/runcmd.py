@@ -19,7 +19,14 @@ from bench.diskio import WriteFailed
 from bench.errors import BenchError
 from bench.lock import RunLock
 from bench.parser import FlagParser
-from bench.results import CLEAN_STATUSES, ENV_FILE, RUN_FILE, ResultsWriter, write_json
+from bench.results import (
+    CLEAN_STATUSES,
+    ENV_FILE,
+    RUN_FILE,
+    ResultsWriter,
+    unfinished_trials,
+    write_json,
+)
 from bench.resume import check_grid, check_resume_flags, resume_state
 from bench.rundir import new_run_dir
 from bench.stop import StopRequest
@@ -195,7 +202,9 @@ def _finish(
         print()
         print(f"run folder: {run_dir}")
         try:
-            for path in write_reports(run_dir, records, env, png=args.png):
+            unfinished = unfinished_trials(run_dir)
+            caveats = [unfinished] if unfinished else []
+            for path in write_reports(run_dir, records, env, png=args.png, caveats=caveats):
                 print(f"  {path}")
         except (WriteFailed, BenchError) as exc:
             print(f"bench: error: reports not written: {exc}; the records are whole in "

@@ -31,6 +31,7 @@ from bench.results import (
     read_json,
     scan_records,
     torn_last_line,
+    unfinished_trials,
 )
 from bench.validate_run import env_problems
 
@@ -132,6 +133,9 @@ def read_run(run_dir: Path, with_config: bool = False) -> RunData:
         caveats.append(f"{RESULTS_FILE}:{torn}: a torn last line (a run killed while writing "
                        "it) is left out: that cell has no figure here; bench run --resume "
                        f"{run_dir} measures it")  # fmt: skip
+    unfinished = None if holder else unfinished_trials(run_dir)
+    if unfinished:
+        caveats.append(unfinished)
     env = _env(run_dir, caveats)
     config = _config(run_dir, caveats) if with_config else {}
     records = latest_records(r for _, r in good)

@@ -404,4 +404,4 @@ def test_an_empty_results_file_of_a_run_in_progress_is_its_records_so_far(
         proc = bench("report", str(run), env=bench_env)
     assert proc.returncode == 0, proc.stderr
     assert "a run is in progress in this folder" in proc.stderr
-    assert "No cells were run." in (run / "report.md").read_text()
+    assert "No cell has a record." in (run / "report.md").read_text()

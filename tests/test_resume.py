@@ -70,6 +70,11 @@ def test_a_stop_signal_ends_after_the_job_in_flight_and_resume_finishes(
     assert (out / "report.md").exists()  # reports written from what was recorded
     journal = (out / "trials.jsonl").read_text().splitlines()
     assert len(journal) >= 3  # the trials measured so far are kept, samples and all
+    before = _cell_ids(out)
+    unfinished = [line for line in journal if json.loads(line)["cell_id"] not in before]
+    report = (out / "report.md").read_text()
+    said = f"{len(unfinished)} trials were measured for cells that have no record yet"
+    assert (said in report) == bool(unfinished), (unfinished, report[:500])
     assert json.loads(journal[0])["inference"]["samples_us"]
     before = _cell_ids(out)
     done = _resume(out, bench_env)
@@ -79,6 +84,9 @@ def test_a_stop_signal_ends_after_the_job_in_flight_and_resume_finishes(
     assert len(after) == TOTAL and len(set(after)) == TOTAL  # no cell recorded twice
     assert after[: len(before)] == before
     assert not (out / "trials.jsonl").exists()  # every cell has its record now
+    # The trials measured before the stop are kept for good, apart from the records.
+    stopped = out / "stopped-trials.jsonl"
+    assert (stopped.read_text().splitlines() if stopped.exists() else []) == unfinished
 
 
 def test_sigkill_loses_nothing_recorded_and_resume_finishes(tmp_path, bench_env) -> None:

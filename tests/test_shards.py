@@ -413,7 +413,7 @@ def test_an_empty_shard_says_so_leaves_a_valid_folder_and_merges(tmp_path) -> No
     assert "shard 2/2 holds no cells (the grid has 1 cells for 2 shards)" in procs[2].stdout
     empty = tmp_path / "s2"
     assert (empty / "results.jsonl").read_text() == ""
-    assert "No cells were run." in (empty / "report.md").read_text()
+    assert "No cell has a record." in (empty / "report.md").read_text()
     assert json.loads((empty / "run.json").read_text())["sweep"] == {
         "id": sweep_id(json.loads((empty / "run.json").read_text())["config"]),
         "shard": 2, "shards": 2, "cells": 0,

@@ -75,7 +75,7 @@ def html_parts(
     frame = summary_frame(records)
     sections: list[str] = []
     if frame.empty:
-        return ["<p>No cells were run.</p>"], []
+        return ["<p>No cell has a record.</p>"], []
     ok, status = status_line(frame)
     sections.append(f"<p class='{'' if ok else 'fail'}'><b>{esc(status)}</b></p>")
     resolution = resolution_line(records)

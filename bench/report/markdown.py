@@ -101,7 +101,7 @@ def markdown_report(
     if caveats:
         parts += [*(f"> ⚠ {md_text(line)}" for line in caveats), ""]
     if frame.empty:
-        return "\n".join([*parts, "No cells were run."]) + "\n"
+        return "\n".join([*parts, "No cell has a record."]) + "\n"
     parts += _short_part(records, frame, env)
     parts += _details(records, frame, env)
     return "\n".join(parts)
