@@ -86,7 +86,8 @@ class CappedOutput:
                 f"\n[bench: {self.dropped} bytes of output were left out of this log after its "
                 f"first {self._head_bytes} bytes; the last {len(kept)} follow]\n"
             )
-            self._write(note.encode() + kept)
+            end = f"\n[bench: end of the log; {self.dropped} bytes were left out above]\n"
+            self._write(note.encode() + kept + end.encode())
         self._close_file()
 
     def _close_file(self) -> None:

@@ -46,6 +46,7 @@ class Worker:
     ) -> None:
         self.log_path = log_path
         self._asked = False
+        self._said_dropped = False
         parent_sock, child_sock = socket.socketpair()
         env = dict(os.environ)
         # Same import path as the parent, so user models and test backends resolve alike.
@@ -121,6 +122,11 @@ class Worker:
         self.process.wait()
         self._log.wait(OUTPUT_WAIT_S)  # the log's last lines, and its note of what it left out
         self._conn.close()
+        if self._log.dropped and not self._said_dropped:
+            self._said_dropped = True
+            print(f"bench: warning: {self.log_path.name}: the worker wrote {self._log.dropped:,} "
+                  "bytes more than its log keeps (a model that prints in its forward is timed "
+                  "with its printing)", file=sys.stderr)  # fmt: skip
 
     def ask_to_exit(self) -> None:
         """Ask the worker to exit, without waiting (`close` waits): several workers asked

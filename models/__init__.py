@@ -139,7 +139,10 @@ def _spec_from_function(ref: str) -> ModelSpec:
 
         if not in_place():
             probe_names_in_child(ref)
-    function = _load_function(target or ref)
+    try:
+        function = _load_function(target or ref)
+    except BenchError as exc:  # every line about the user's model starts with its name
+        raise BenchError(f"{ref}: {exc}") from None
     _step(f"calling {ref.rpartition(':')[2]}()")
     try:
         result = function()

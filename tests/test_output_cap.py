@@ -42,8 +42,9 @@ def test_output_past_the_cap_is_counted_and_its_end_kept(tmp_path: Path) -> None
     head, note, tail = text[:1000], text[1000:].splitlines()[1], text[1000:]
     assert head.startswith("line 0\nline 1\n")
     assert out.dropped > 400_000 and f"{out.dropped} bytes of output were left out" in note
-    assert tail.endswith("line 49999\nLAST WORDS\n")
-    assert len(text) < 1000 + 200 + len(note) + 10
+    assert tail.endswith(f"line 49999\nLAST WORDS\n\n[bench: end of the log; {out.dropped} bytes "
+                         "were left out above]\n")  # fmt: skip
+    assert len(text) < 1000 + 200 + 2 * len(note) + 10
     assert out.tail(11) == "LAST WORDS\n"
 
 
@@ -70,6 +71,9 @@ def test_a_model_printing_in_its_forward_leaves_capped_logs(tmp_path: Path, benc
         capture_output=True, text=True, env=bench_env, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (
+        "bytes more than its log keeps (a model that prints in its forward is timed" in proc.stderr
+    )
     logs = {p.name: p.stat().st_size for p in (out / "logs").iterdir()}
     assert max(logs.values()) <= LOG_HEAD_BYTES + LOG_TAIL_BYTES + 200, logs
     capped = [p for p in (out / "logs").iterdir() if p.stat().st_size > LOG_HEAD_BYTES]
