@@ -262,12 +262,14 @@ def env_differences(
     other_config: dict[str, Any] | None = None,
 ) -> list[tuple[str, Any, Any]]:
     """(field, baseline value, other value) for every machine, version or run setting that
-    differs: the reasons two runs may disagree besides the change under test."""
-    found = [(f, base.get(f), other.get(f)) for f in ENV_FIELDS if base.get(f) != other.get(f)]
-    v0, v1 = base.get("versions") or {}, other.get("versions") or {}
-    for name in sorted(set(v0) | set(v1)):
-        if v0.get(name) != v1.get(name):
-            found.append((name, v0.get(name), v1.get(name)))
+    differs: the reasons two runs may disagree besides the change under test. A run without
+    its environment (env.json unreadable: `{}`) has no machine or version fields to differ."""
+    found: list[tuple[str, Any, Any]] = []
+    if base and other:  # an unreadable env.json ({}) is unknown, not different
+        found += [(f, base.get(f), other.get(f)) for f in ENV_FIELDS if base.get(f) != other.get(f)]
+        v0, v1 = base.get("versions") or {}, other.get("versions") or {}
+        found += [(name, v0.get(name), v1.get(name)) for name in sorted(set(v0) | set(v1))
+                  if v0.get(name) != v1.get(name)]  # fmt: skip
     c0, c1 = base_config or {}, other_config or {}
     if c0 and c1:
         # A run from before the allocator policy was measured with the C library's own.

@@ -285,3 +285,23 @@ def test_cells_in_one_run_only_are_named_on_the_terminal() -> None:
         text,
     ), text
     assert re.search(r"only in new \(not compared\): 1 cell: m · trt · auto op17", text), text
+
+
+def test_an_unreadable_environment_is_unknown_not_different() -> None:
+    from bench.comparison import env_differences
+
+    env = {"host": "vm", "cpu_model": "EPYC", "versions": {"onnxruntime": "1.32.0"}}
+    assert env_differences(env, {}) == [] and env_differences({}, env) == []
+    config = {"threads": None}
+    assert env_differences(env, {}, config, {"threads": 1}) == [("config.threads", None, 1)]
+
+
+def test_unbounded_intervals_are_shown_as_such() -> None:
+    """Three noisy trials a side: an interval of 0.000-6270991.833 says nothing a reader can
+    use; the table shows its bounds as unbounded."""
+    from bench.report.compare_report import comparison_rows
+
+    base = _synthetic("base", {"ort": np.array([10.0, 1000.0, 30.0])})
+    new = _synthetic("new", {"ort": np.array([900.0, 12.0, 2000.0])})
+    (row,) = comparison_rows(compare([base, new]))
+    assert row[6] == "<0.001–>1000" and row[8] == ">1000%" and row[9] == "cannot resolve", row

@@ -32,14 +32,31 @@ def _num(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+#: Beyond these a ratio's bound or a detectable change says only "unbounded" (a comparison
+#: of a few noisy trials gives intervals like 0.000-6270991.833).
+RATIO_SHOWN = (0.001, 1000.0)
+MDE_SHOWN = 10.0
+
+
+def _bound(value: float) -> str:
+    low, high = RATIO_SHOWN
+    return f"<{low:g}" if value < low else f">{high:g}" if value > high else f"{value:.3f}"
+
+
+def _mde(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f">{MDE_SHOWN:.0%}" if value > MDE_SHOWN else f"{value:.1%}"
+
+
 def comparison_rows(comparison: Comparison) -> list[list[str]]:
     rows = []
     for c in comparison.cells:
-        ci = f"{_num(c.ratio_low, '.3f')}–{_num(c.ratio_high, '.3f')}" if c.ratio_low else "–"
+        ci = f"{_bound(c.ratio_low)}–{_bound(c.ratio_high or 0.0)}" if c.ratio_low else "–"
         rows.append([
             key_label(c.key), c.other, _num(c.base_median_us, ".1f"), _num(c.other_median_us, ".1f"),
             _num(c.ratio, ".3f"), _num(c.ratio_vs_control, ".3f"), ci, _num(c.p_value, ".2g"),
-            f"{c.mde:.1%}" if c.mde is not None else "–", c.verdict,
+            _mde(c.mde), c.verdict,
             "yes" if c.comparable else f"NO: {c.not_comparable_reason}", c.parity_drift or "–",
         ])  # fmt: skip
     return rows
