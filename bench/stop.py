@@ -22,6 +22,7 @@ class StopRequest:
         self.signal: int | None = None
         self.count = 0
         self.resume_hint = ""
+        self.writing_reports = False
 
     def __enter__(self) -> StopRequest:
         self._previous = {s: signal.getsignal(s) for s in (*self.SIGNALS, signal.SIGALRM)}
@@ -36,8 +37,10 @@ class StopRequest:
             signal.signal(s, handler)
 
     def measured(self) -> None:
-        """Measuring ended: the grace period for a job in flight no longer applies."""
+        """Measuring ended: the grace period for a job in flight no longer applies, and the
+        next signal lets the reports be written (the one after exits without them)."""
         signal.alarm(0)
+        self.writing_reports = True
 
     @property
     def exit_status(self) -> int:
@@ -54,6 +57,12 @@ class StopRequest:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         name = signal.Signals(signum).name
+        if self.writing_reports and self.count < 3:  # no job in flight to abandon any more
+            self.count = 2
+            self.requested, self.signal = True, self.signal or signum
+            print(f"\n{name}: writing the reports first ({name} again to exit without them)",
+                  file=sys.stderr)  # fmt: skip
+            return
         if self.count == 1:
             self.requested, self.signal = True, signum
             signal.alarm(self.STOP_GRACE_S)

@@ -150,3 +150,33 @@ def test_a_closed_stdout_pipe_does_not_cut_the_run_short(tmp_path, bench_env) ->
     records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["batch_size"] for r in records if r["kind"] == "cell") == [1, 2]
     assert (out / "report.md").is_file()
+
+
+def test_a_signal_while_the_reports_are_written_lets_them_finish(monkeypatch) -> None:
+    """Measuring over, a signal (the first, or the second after a stop) no longer abandons
+    anything: the reports are written; the one after exits at once, as documented."""
+    import signal as signals
+
+    import pytest
+
+    from bench.stop import StopRequest
+
+    exits: list[int] = []
+    monkeypatch.setattr("bench.stop.os._exit", exits.append)
+    for earlier in (0, 1):
+        exits.clear()
+        stop = StopRequest()
+        for _ in range(earlier):  # a first signal while measuring: stop after the job
+            stop._handle(signals.SIGINT, None)
+        signals.alarm(0)
+        stop.measured()
+        stop._handle(signals.SIGTERM, None)  # no KeyboardInterrupt: reports go on
+        assert stop.requested and stop.signal == (signals.SIGINT if earlier else signals.SIGTERM)
+        assert not exits
+        stop._handle(signals.SIGTERM, None)
+        assert exits == [stop.exit_status]
+    fresh = StopRequest()
+    fresh._handle(signals.SIGINT, None)
+    signals.alarm(0)
+    with pytest.raises(KeyboardInterrupt):  # while measuring, the second still stops now
+        fresh._handle(signals.SIGINT, None)
