@@ -52,8 +52,10 @@ def _kind(value: Any) -> str:
 def read_config_file(path: str) -> dict[str, Any]:
     """The file's settings: a JSON object (`.json`) or a TOML document (any other name)."""
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise BenchError(f"--config: no such file {file}")
+    if not file.is_file():
+        raise BenchError(f"--config: {file} is not a file")
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

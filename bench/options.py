@@ -199,6 +199,10 @@ def apply_config_file(
     """Re-parse `argv` with the file's settings as defaults (flags given still win)."""
     defaults, tolerances = run_defaults(read_config_file(path), run)
     run.set_defaults(**defaults)
+    try:  # the file's own numbers, checked even where a flag overrides them
+        check_numbers(parser.parse_args(argv[:1]))
+    except BenchError as exc:
+        raise BenchError(f"--config {path}: {exc}") from None
     args = parser.parse_args(argv)
     args.config_tolerances = tolerances
     return args

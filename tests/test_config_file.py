@@ -171,6 +171,15 @@ def test_unknown_setting_lists_the_valid_ones(tmp_path) -> None:
 def test_missing_config_file(tmp_path) -> None:
     with pytest.raises(BenchError, match="--config: no such file"):
         _load(tmp_path / "none.toml")
+    (tmp_path / "dir.toml").mkdir()
+    with pytest.raises(BenchError, match=r"--config: .*dir\.toml is not a file"):
+        _load(tmp_path / "dir.toml")
+
+
+def test_a_bad_value_in_the_file_is_refused_even_where_a_flag_overrides_it(tmp_path) -> None:
+    path = _write(tmp_path, "c.json", '{"trials": -1, "min_time": 0.5}')
+    with pytest.raises(BenchError, match=r"^--config .*c\.json: --trials must be >= 1, got -1"):
+        _load(path, "--trials", "3")
 
 
 @pytest.mark.parametrize(
