@@ -58,7 +58,7 @@ def _explain(run_dir: Path, cell_ids: list[str]) -> int:
     from bench.runner import Runner
 
     # The checks of --resume: a folder it would not continue is not written to either.
-    state = resume_state(run_dir, retry_failed=False)
+    state = resume_state(run_dir, retry_failed=False, who="explain")
     config, env = state.config, state.env
     records = {r["cell_id"]: r for _, r in state.records}
     runner = Runner(config, run_dir, state.run_id)

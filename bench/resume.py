@@ -59,50 +59,52 @@ class ResumeState:
     finished: set[str]
 
 
-def _saved_run(run_dir: Path) -> tuple[RunConfig, str]:
+def _saved_run(run_dir: Path, who: str) -> tuple[RunConfig, str]:
     if not (run_dir / RUN_FILE).is_file():
-        raise BenchError(f"--resume: {run_dir} is not a run folder (no {RUN_FILE})")
+        why = "is not a file" if (run_dir / RUN_FILE).exists() else "is missing"
+        raise BenchError(f"{who}: {run_dir} is not a run folder ({RUN_FILE} {why})")
     saved = read_json(run_dir / RUN_FILE)
     run_id, config = saved.get("run_id"), saved.get("config")
     if not isinstance(run_id, str) or not run_id:
-        raise BenchError(f"--resume: {run_dir / RUN_FILE} has no run_id text")
+        raise BenchError(f"{who}: {run_dir / RUN_FILE} has no run_id text")
     if not isinstance(config, dict):
-        raise BenchError(f"--resume: {run_dir / RUN_FILE} has no config object")
+        raise BenchError(f"{who}: {run_dir / RUN_FILE} has no config object")
     problem = config_problem(config)
     if problem:
-        raise BenchError(f"--resume: {run_dir / RUN_FILE}: {problem}")
+        raise BenchError(f"{who}: {run_dir / RUN_FILE}: {problem}")
     try:
         restored = RunConfig.from_record(config)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise BenchError(f"--resume: {run_dir / RUN_FILE}: not a configuration this bench can "
+        raise BenchError(f"{who}: {run_dir / RUN_FILE}: not a configuration this bench can "
                          f"run ({type(exc).__name__}: {exc})") from None  # fmt: skip
     try:
         check_saved_config(restored)
     except BenchError as exc:
-        raise BenchError(f"--resume: {run_dir / RUN_FILE}: {exc}") from None
+        raise BenchError(f"{who}: {run_dir / RUN_FILE}: {exc}") from None
     return restored, run_id
 
 
-def resume_state(run_dir: Path, retry_failed: bool) -> ResumeState:
-    """Read and check a run folder to resume; `BenchError` on anything it would not trust."""
+def resume_state(run_dir: Path, retry_failed: bool, who: str = "--resume") -> ResumeState:
+    """Read and check a run folder to resume; `BenchError` on anything it would not trust,
+    its line starting with `who` (the flag or command that asked)."""
     if not run_dir.is_dir():
-        raise BenchError(f"--resume: {run_dir} is not a run folder (no such folder)")
-    config, run_id = _saved_run(run_dir)
+        raise BenchError(f"{who}: {run_dir} is not a run folder (no such folder)")
+    config, run_id = _saved_run(run_dir, who)
     env = read_json(run_dir / ENV_FILE)
     problems = env_problems(env)
     if problems:
-        raise BenchError(f"--resume: {run_dir / ENV_FILE}: {problems[0]}")
+        raise BenchError(f"{who}: {run_dir / ENV_FILE}: {problems[0]}")
     records: list[tuple[int, dict[str, Any]]] = []
     path = run_dir / RESULTS_FILE
     if path.exists():  # none yet: a run stopped before its first record
         records, bad = scan_records(path)
         if bad:
-            raise BenchError(f"--resume: {path}:{bad[0].line}: {bad[0].reason}; a damaged "
-                             "results file is not measured on top of (bench report skips "
-                             "such lines)")  # fmt: skip
+            raise BenchError(f"{who}: {path}:{bad[0].line}: {bad[0].reason}; a damaged "
+                             "results file is not measured on top of (bench report shows "
+                             "the records that are readable)")  # fmt: skip
     for number, record in records:
         if record.get("run_id") != run_id:
-            raise BenchError(f"--resume: {path}:{number} is a record of run "
+            raise BenchError(f"{who}: {path}:{number} is a record of run "
                              f"{record.get('run_id')!r}, not of this folder's run {run_id!r}")  # fmt: skip
     keep = CLEAN_STATUSES if retry_failed else None
     done = latest_records(r for _, r in records)

@@ -518,3 +518,19 @@ def test_infinities_bench_writes_are_read_back_as_floats(tmp_path: Path) -> None
                for r in read if r.get("latency"))  # fmt: skip
     write_reports(tmp_path, read, {})
     assert (tmp_path / "report.md").exists()
+
+
+def test_damaged_folders_are_named_by_the_command_that_read_them(run_dir: Path) -> None:
+    """`bench explain` checks a folder as --resume does, but says it is explain; a run.json
+    that is a folder is named as such, not as missing."""
+    (run_dir / "results.jsonl").write_bytes(b"\x00\xffgarbage\n")
+    cell = "simple_cnn/ort-cpu/dynamo-op18/b1/fp32"
+    proc = bench("explain", str(run_dir), cell)
+    clean(proc, 2)
+    assert proc.stderr.startswith("bench: error: explain: "), proc.stderr
+    assert "bench report shows the records that are readable" in proc.stderr, proc.stderr
+    (run_dir / "run.json").unlink()
+    (run_dir / "run.json").mkdir()
+    proc = bench("run", "--resume", str(run_dir))
+    clean(proc, 2)
+    assert "is not a run folder (run.json is not a file)" in proc.stderr, proc.stderr
