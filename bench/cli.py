@@ -109,8 +109,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 1
     if gate is not None:
         judged = [c for c in comparison.cells if c.comparable and c.verdict in JUDGED]
-        print(f"regression gate passed ({len(judged)} of {len(comparison.cells)} cells judged; "
-              "a cell that cannot resolve never fails it)")  # fmt: skip
+        if judged:
+            print(f"regression gate passed ({len(judged)} of {len(comparison.cells)} cells "
+                  "judged; a cell that cannot resolve never fails it)")  # fmt: skip
+        else:
+            print(f"regression gate passed without judging any of {len(comparison.cells)} "
+                  "cells: none could be resolved (see 'detectable'; more --trials in both runs "
+                  "narrow it)", file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -305,3 +305,15 @@ def test_unbounded_intervals_are_shown_as_such() -> None:
     new = _synthetic("new", {"ort": np.array([900.0, 12.0, 2000.0])})
     (row,) = comparison_rows(compare([base, new]))
     assert row[6] == "<0.001–>1000" and row[8] == ">1000%" and row[9] == "cannot resolve", row
+
+
+def test_a_gate_that_judged_nothing_says_so(tmp_path, bench_env) -> None:
+    """Single-loop runs (schema 2): no cell can be judged; the gate passes, and says it
+    looked at nothing, on stderr, instead of a quiet pass line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "compare", str(DATA / "run_default_threads"),
+         str(DATA / "run_one_thread"), "--out", str(tmp_path / "c"), "--fail-on-regression", "5"],
+        capture_output=True, text=True, env=bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "regression gate passed without judging any of 6 cells" in proc.stderr
