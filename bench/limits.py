@@ -65,14 +65,17 @@ def in_range(
     `low_open`) to `high` (no upper end when None)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BenchError(f"{flag} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < low or (low_open and value == low):
+    if not math.isfinite(value):
+        bound = "a finite number"
+    elif value < low or (low_open and value == low):
         bound = f"> {_text(low)}" if low_open else f">= {_text(low)}"
     elif high is not None and value > high:
         bound = f"<= {_text(high)}"
     else:
         return
     lowest = f"above {_text(low)}" if low_open else _text(low)
-    valid = f"{lowest} to {_text(high)}" if high is not None else f"a finite number {bound}"
+    above = f"> {_text(low)}" if low_open else f">= {_text(low)}"
+    valid = f"{lowest} to {_text(high)}" if high is not None else f"a finite number {above}"
     raise BenchError(f"{flag} must be {bound}, got {_text(value)}; valid: {valid}{unit}")
 
 

@@ -144,7 +144,7 @@ def test_report_command_rebuilds_from_jsonl_and_env(sweep, bench_env, tmp_path) 
         (["--cpus", ""], "--cpus: an empty list; give cores like 0-1 or 0,2 (valid: 0"),
         (["--cpus", "a-b"], "--cpus: 'a-b' is not a core or a range like 0-1"),
         (["--trials", "0"], "--trials must be >= 1, got 0; valid: 1 to 1000"),
-        (["--min-time", "nan"], "--min-time must be >= 0, got nan"),
+        (["--min-time", "nan"], "--min-time must be a finite number, got nan"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str, bench_env, tmp_path) -> None:
