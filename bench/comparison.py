@@ -89,6 +89,7 @@ class Comparison:
     basis: dict[str, str] = field(default_factory=dict)  # per other run: "raw" | "control"
     moved_together: dict[str, str] = field(default_factory=dict)  # per other run
     no_control: dict[str, str] = field(default_factory=dict)  # per other run: why none, or ""
+    env_unknown: list[str] = field(default_factory=list)  # runs whose env.json was unreadable
     normalize: str = "auto"  # as asked: "auto" | "control" | "none"
 
 
@@ -288,6 +289,7 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
     base = runs[baseline]
     others = [r for i, r in enumerate(runs) if i != baseline]
     result = Comparison(baseline=base.name, others=[r.name for r in others], normalize=normalize)
+    result.env_unknown = [r.name for r in runs if not r.env]
     base_cells = {_key(r): r for r in base.records if r.get("kind", "cell") == "cell"}
     for run in others:
         cells = {_key(r): r for r in run.records if r.get("kind", "cell") == "cell"}

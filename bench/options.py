@@ -137,8 +137,8 @@ def resolve_models(
     if len(problems) == 1:
         raise BenchError(problems[0])
     if problems:
-        raise BenchError(f"{len(problems)} of {len(models)} models cannot be used: "
-                         + "; ".join(problems))  # fmt: skip
+        numbered = "; ".join(f"({n}) {line}" for n, line in enumerate(problems, 1))
+        raise BenchError(f"{len(problems)} of {len(models)} models cannot be used: {numbered}")
     return specs
 
 

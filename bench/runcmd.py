@@ -168,7 +168,8 @@ def _run(args: argparse.Namespace, argv: list[str], run_parser: FlagParser,
                   f"room, then finish with: {resume}", file=sys.stderr)  # fmt: skip
             return 1
         stop.measured()
-        stopped = stop.requested or len([r for r in ran if r.kind == "cell"]) < len(cells)
+        # A stop that came after the last cell's record stopped nothing: the run is whole.
+        stopped = len([r for r in ran if r.kind == "cell"]) < len(cells)
         try:
             status = _finish(run_dir, env, args, len(all_cells), stopped, resume)
         except KeyboardInterrupt:

@@ -105,6 +105,9 @@ def _refuse_empty(run_dir: Path) -> None:
     what = f"only a torn line {torn}" if torn else "empty"
     finish = (f"; finish it with: bench run --resume {run_dir}"
               if (run_dir / RUN_FILE).is_file() else "")  # fmt: skip
+    unfinished = unfinished_trials(run_dir)
+    if unfinished:  # trials were measured, no cell ended: say so, not "nothing"
+        raise BenchError(f"{path} holds no record ({what}): {unfinished}")
     raise BenchError(f"{path} holds no record ({what}): nothing was measured (a run stopped "
                      f"before its first cell ended){finish}")  # fmt: skip
 

@@ -268,7 +268,10 @@ class Runner:
             with TrialJournal(writer.path.parent / TRIALS_FILE) as journal:
                 executor.measure(planned, lambda m: emit(self.judge(m)),
                                  lambda: stop.requested, journal.append)  # fmt: skip
-                journal.complete = not executor.stopped
+                recorded = {r.cell_id for r in records}  # a stop after the last record
+                journal.complete = not executor.stopped or all(
+                    p.cell_id in recorded for p in planned
+                )
         except KeyboardInterrupt:  # stop now: the job in flight is abandoned
             self.scheduler.kill()  # (Ray tasks in flight are cancelled by close())
             raise

@@ -294,6 +294,13 @@ def test_an_unreadable_environment_is_unknown_not_different() -> None:
     assert env_differences(env, {}) == [] and env_differences({}, env) == []
     config = {"threads": None}
     assert env_differences(env, {}, config, {"threads": 1}) == [("config.threads", None, 1)]
+    from bench.report.compare_report import markdown_comparison
+
+    values = np.random.default_rng(3).lognormal(3, 0.05, 8)
+    blind = _synthetic("blind", {"ort": values})
+    blind.env.clear()
+    text = markdown_comparison(compare([_synthetic("base", {"ort": values}), blind]), None)
+    assert "Not known: the environment of blind could not be read (env.json)" in text
 
 
 def test_unbounded_intervals_are_shown_as_such() -> None:

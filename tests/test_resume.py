@@ -165,3 +165,21 @@ def test_a_damaged_results_file_is_one_error(tmp_path, content: bytes, message: 
     (tmp_path / "results.jsonl").write_bytes(content)
     with pytest.raises(BenchError, match=re.escape(message)):
         read_records(tmp_path)
+
+
+def test_a_folder_stopped_before_its_first_record_counts_its_trials(tmp_path) -> None:
+    """`bench report` on a run stopped (or killed) before any cell ended: it has nothing to
+    report, and says how many trials are kept and what measures their cells."""
+    from bench.errors import BenchError
+    from bench.rundata import read_run
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text('{"run_id": "r", "config": {}}')
+    (out / "results.jsonl").write_text("")
+    trials = [{"cell_id": f"m/ort-cpu/c{i}", "index": i, "inference": {"samples_us": [1.0]}}
+              for i in range(3)]  # fmt: skip
+    (out / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in trials))
+    with pytest.raises(BenchError, match=r"holds no record \(empty\): 3 trials were measured "
+                       rf"for cells that have no record yet .*bench run --resume {out}"):  # fmt: skip
+        read_run(out)

@@ -6,11 +6,13 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from bench.comparison import JOIN_KEYS, Comparison
+from bench.comparison import ALPHA, JOIN_KEYS, Comparison
+from bench.comparison import verdict as judge
 from bench.report.format import cell_label, esc, md_table, md_text, plain
 from bench.report.html import html_table, page
+from bench.stats import RatioTest
 
-HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "vs control", "judged 95% CI", "p",
+HEADERS = ["cell", "run", "baseline µs", "run µs", "ratio", "vs control", f"judged {1 - ALPHA:.0%} CI", "p",
            "detectable", "verdict", "comparable", "parity drift"]  # fmt: skip
 METHOD = ("Ratio = run / baseline of the trial-level estimates (above 1: slower). Verdicts come "
           "from Welch's t test on the log trial medians: `slower`/`faster` when p < 0.01, the "
@@ -47,6 +49,19 @@ def _mde(value: float | None) -> str:
     if value is None:
         return "–"
     return f">{MDE_SHOWN:.0%}" if value > MDE_SHOWN else f"{value:.1%}"
+
+
+def _no_env(comparison: Comparison) -> str:
+    if comparison.env_unknown:
+        return (f"Not known: the environment of {', '.join(comparison.env_unknown)} could not be "
+                "read (env.json), so only run settings were compared.")  # fmt: skip
+    return "None."
+
+
+def _control_said(control: RatioTest) -> str:
+    if judge(control) == "unchanged":
+        return "no change"
+    return "a change it cannot resolve"
 
 
 def comparison_rows(comparison: Comparison) -> list[list[str]]:
@@ -86,15 +101,16 @@ def basis_lines(comparison: Comparison) -> list[str]:
         control = comparison.control.get(run)
         if comparison.basis.get(run) == "control" and control is not None:
             lines.append(f"{run}: verdicts use ratios relative to the control workload (which "
-                         f"ran {control.ratio:.3f}x the baseline's time, 95% CI "
+                         f"ran {control.ratio:.3f}x the baseline's time, {1 - ALPHA:.0%} CI "
                          f"{control.low:.3f}–{control.high:.3f})")  # fmt: skip
         elif comparison.normalize == "none":
             lines.append(f"{run}: verdicts use raw ratios (--normalize none)")
         elif control is not None:
             lines.append(f"{run}: verdicts use raw ratios: the control workload ran "
-                         f"{control.ratio:.3f}x the baseline's time (95% CI {control.low:.3f}–"
-                         f"{control.high:.3f}), not a change beyond its own noise, so 'vs "
-                         "control' is shown, not judged (--normalize control judges it)")  # fmt: skip
+                         f"{control.ratio:.3f}x the baseline's time ({1 - ALPHA:.0%} CI "
+                         f"{control.low:.3f}–{control.high:.3f}, detectable {_mde(control.mde)}), "
+                         f"{_control_said(control)}, so 'vs control' is shown, not judged "
+                         "(--normalize control judges it)")  # fmt: skip
         else:
             why_not = comparison.no_control.get(run) or "no control workload to judge by"
             lines.append(f"{run}: verdicts use raw ratios ({why_not})")
@@ -115,7 +131,7 @@ def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -
     parts.append(md_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)))
     parts += ["", "## Environment differences", ""]
     env = env_rows(comparison)
-    parts.append(md_table(["run", "field", "baseline", "run"], env) if env else "None.")
+    parts.append(md_table(["run", "field", "baseline", "run"], env) if env else _no_env(comparison))
     missing = [(run, key_label(k)) for run, keys in comparison.only_in.items() for k in keys]
     if missing:
         parts += ["", "## Cells in one run only", ""]
@@ -162,7 +178,7 @@ def html_comparison(comparison: Comparison, gate: list[str] | None = None, extra
                 html_table(["run", "backend", "geomean ratio"], geomean_rows(comparison)),
                 "<h2>Environment differences</h2>",
                 html_table(["run", "field", "baseline", "run"], env_rows(comparison))
-                if env_rows(comparison) else "<p>None.</p>"]  # fmt: skip
+                if env_rows(comparison) else f"<p>{esc(_no_env(comparison))}</p>"]  # fmt: skip
     if gate is not None:
         sections.append(
             "<h2>Regression gate</h2>"
@@ -176,7 +192,7 @@ def html_comparison(comparison: Comparison, gate: list[str] | None = None, extra
 def terminal_comparison(comparison: Comparison) -> str:
     rows = [[r[0], r[1], r[4], r[5], r[6], r[8], r[9], r[10] if r[10] != "yes" else "",
              r[11] if r[11] != "–" else ""] for r in comparison_rows(comparison)]  # fmt: skip
-    headers = ["cell", "run", "ratio", "vs control", "judged 95% CI", "detectable", "verdict",
+    headers = ["cell", "run", "ratio", "vs control", f"judged {1 - ALPHA:.0%} CI", "detectable", "verdict",
                "comparable", "parity drift"]  # fmt: skip
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
