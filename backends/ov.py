@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +67,17 @@ def _property_text(value: Any) -> str:
     return str(value).split(".")[-1]
 
 
+@functools.lru_cache(maxsize=8)
+def _device_properties(device: str) -> dict[str, str] | None:
+    """{property: "RO" | "RW" | "WO"} of `device`, asked of OpenVINO once per process; None
+    without OpenVINO or the device."""
+    try:
+        supported = _import_ov().Core().get_property(device, "SUPPORTED_PROPERTIES")
+    except Exception:
+        return None
+    return {str(name): str(mode) for name, mode in dict(supported).items()}
+
+
 class OpenVinoCpu(Backend):
     """OpenVINO Runtime, CPU plugin. Inputs are set once on the infer request.
 
@@ -100,15 +112,14 @@ class OpenVinoCpu(Backend):
             if value not in ("static", "dynamic"):
                 raise ValueError(f"shapes={value!r}; valid: static, dynamic")
             return
-        try:
-            supported = _import_ov().Core().get_property(cls.ov_device, "SUPPORTED_PROPERTIES")
-        except Exception:  # no OpenVINO or no device: the cell says why it cannot run
+        supported = _device_properties(cls.ov_device)
+        if supported is None:  # no OpenVINO or no device: the cell says why it cannot run
             return
-        settable = sorted(name for name, mode in dict(supported).items() if "W" in str(mode))
+        settable = sorted(name for name, mode in supported.items() if "W" in mode)
         if key not in settable:
             near = difflib.get_close_matches(key.upper(), settable, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            what = "a read-only property" if key in dict(supported) else "an unknown option"
+            what = "a read-only property" if key in supported else "an unknown option"
             raise ValueError(f"{key!r} is {what}{hint}; valid: shapes, {', '.join(settable)}")
 
     @classmethod

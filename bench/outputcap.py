@@ -20,6 +20,9 @@ from typing import BinaryIO
 LOG_HEAD_BYTES = 8 * 1024 * 1024
 LOG_TAIL_BYTES = 256 * 1024
 _CHUNK = 65536
+#: How long a finished child's last output is waited for (a process it started may still
+#: hold the pipe open).
+OUTPUT_WAIT_S = 2.0
 
 
 class CappedOutput:

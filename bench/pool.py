@@ -15,12 +15,10 @@ from bench.control import BLAS_TIMEOUT_ENV, QUIET_BLAS_TIMEOUT
 from bench.jobs import Job, Reply
 from bench.lifeline import PARENT_ENV, signal_label
 from bench.models.probe import IN_WORKER_ENV
-from bench.outputcap import CappedOutput
+from bench.outputcap import OUTPUT_WAIT_S, CappedOutput
 
 STDERR_TAIL_CHARS = 2000
 STDERR_TAIL_MARK = "; stderr tail:"
-#: How long a lost worker's last output is waited for before its tail is read.
-OUTPUT_WAIT_S = 2.0
 
 
 class WorkerLost(Exception):

@@ -113,10 +113,12 @@ def _recorded_ids(run_dir: Path) -> set[str]:
     return {str(r.get("cell_id")) for _, r in good}
 
 
-def _trials_without_record(journal: Path) -> list[bytes]:
+def _trials_without_record(journal: Path, recorded: set[str] | None = None) -> list[bytes]:
     """The journal's lines whose cell has no record (a cell that got its record holds the
-    same samples in it)."""
-    recorded = _recorded_ids(journal.parent)
+    same samples in it); `recorded`: the cell ids with a record, when the caller has read
+    them already."""
+    if recorded is None:
+        recorded = _recorded_ids(journal.parent)
     kept = []
     with open(journal, "rb") as fh:
         for line in fh:
@@ -124,16 +126,18 @@ def _trials_without_record(journal: Path) -> list[bytes]:
                 cell_id = json.loads(line).get("cell_id")
             except (ValueError, AttributeError, RecursionError):
                 continue
-            if cell_id not in recorded:
+            if isinstance(cell_id, str) and cell_id not in recorded:
                 kept.append(line)
     return kept
 
 
-def unfinished_trials(run_dir: Path) -> str | None:
+def unfinished_trials(run_dir: Path, records: Iterable[dict[str, Any]] | None = None) -> str | None:
     """A line for the reports when the journal holds trials of cells without a record (a run
-    stopped or killed): how many, and the command that measures those cells."""
+    stopped or killed): how many, and the command that measures those cells. `records`: the
+    run's records, when the caller holds them (else results.jsonl is read)."""
+    recorded = None if records is None else {str(r.get("cell_id")) for r in records}
     try:
-        count = len(_trials_without_record(run_dir / TRIALS_FILE))
+        count = len(_trials_without_record(run_dir / TRIALS_FILE, recorded))
     except OSError:
         return None
     if not count:

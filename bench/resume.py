@@ -27,6 +27,7 @@ from bench.results import (
     ENV_FILE,
     RESULTS_FILE,
     RUN_FILE,
+    TRIALS_FILE,
     latest_records,
     read_json,
     scan_records,
@@ -94,6 +95,15 @@ def resume_state(run_dir: Path, retry_failed: bool, who: str = "--resume") -> Re
     problems = env_problems(env)
     if problems:
         raise BenchError(f"{who}: {run_dir / ENV_FILE}: {problems[0]}")
+    journal = run_dir / TRIALS_FILE
+    if journal.exists():  # read and moved aside by the run: it must be a file it can use
+        try:
+            with open(journal, "r+b"):
+                pass
+        except OSError as exc:
+            raise BenchError(
+                f"{who}: {journal}: cannot be read and written ({exc.strerror})"
+            ) from None
     records: list[tuple[int, dict[str, Any]]] = []
     path = run_dir / RESULTS_FILE
     if path.exists():  # none yet: a run stopped before its first record

@@ -203,7 +203,7 @@ def _finish(
         print()
         print(f"run folder: {run_dir}")
         try:
-            unfinished = unfinished_trials(run_dir)
+            unfinished = unfinished_trials(run_dir, records)
             caveats = [unfinished] if unfinished else []
             for path in write_reports(run_dir, records, env, png=args.png, caveats=caveats):
                 print(f"  {path}")

@@ -136,7 +136,7 @@ def read_run(run_dir: Path, with_config: bool = False) -> RunData:
         caveats.append(f"{RESULTS_FILE}:{torn}: a torn last line (a run killed while writing "
                        "it) is left out: that cell has no figure here; bench run --resume "
                        f"{run_dir} measures it")  # fmt: skip
-    unfinished = None if holder else unfinished_trials(run_dir)
+    unfinished = None if holder else unfinished_trials(run_dir, (r for _, r in good))
     if unfinished:
         caveats.append(unfinished)
     env = _env(run_dir, caveats)

@@ -17,11 +17,7 @@ import sys
 
 from bench.errors import BenchError, meaningful_line
 from bench.lifeline import PARENT_ENV, die_with_parent, signal_label
-from bench.outputcap import CappedOutput
-
-#: How long the child's last output is waited for once it ended (a process it started may
-#: hold the pipes open).
-OUTPUT_WAIT_S = 2.0
+from bench.outputcap import OUTPUT_WAIT_S, CappedOutput
 
 #: Set in processes that are themselves isolated (bench's workers, this probe's child): they
 #: run the forward in place.

@@ -534,3 +534,10 @@ def test_damaged_folders_are_named_by_the_command_that_read_them(run_dir: Path) 
     proc = bench("run", "--resume", str(run_dir))
     clean(proc, 2)
     assert "is not a run folder (run.json is not a file)" in proc.stderr, proc.stderr
+
+
+def test_a_journal_that_is_not_a_file_is_refused_by_resume(run_dir: Path) -> None:
+    (run_dir / "trials.jsonl").mkdir()
+    proc = bench("run", "--resume", str(run_dir))
+    clean(proc, 2)
+    assert "trials.jsonl: cannot be read and written (Is a directory)" in proc.stderr, proc.stderr
