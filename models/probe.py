@@ -100,6 +100,10 @@ def probe_names_in_child(ref: str) -> list[str]:
         raise BenchError(f"{_last_step(report.tail(STDERR_KEPT_BYTES), ref)} gave no result "
                          f"within {_timeout_s:g} s (--cell-timeout and {IMPORT_ALLOWANCE_S:g} s "
                          "to import torch); it was stopped") from None  # fmt: skip
+    except BaseException:  # Ctrl-C in this process: the child goes too, as with subprocess.run
+        proc.kill()
+        proc.wait()
+        raise
     report.wait(OUTPUT_WAIT_S)
     stderr.wait(OUTPUT_WAIT_S)
     said, errors = report.tail(STDERR_KEPT_BYTES), stderr.tail(STDERR_KEPT_BYTES)
