@@ -231,7 +231,6 @@ def test_a_naming_forward_that_hangs_is_stopped_at_its_deadline(monkeypatch) -> 
 
 def test_the_naming_child_dies_with_its_parent(tmp_path) -> None:
     """SIGKILL of the planning process takes the probe's child with it (no orphan left)."""
-    import os
     import signal
     import time
 
@@ -321,31 +320,3 @@ def test_a_model_file_that_aborts_on_import_stops_nothing_but_its_run(tmp_path, 
     assert "\n" not in line and "Traceback" not in line, line
     assert f"{ref}: importing" in line and "killed its process (SIGABRT)" in line, line
     assert not (tmp_path / "run").exists()
-
-
-def test_an_interrupted_probe_takes_its_child(tmp_path, monkeypatch) -> None:
-    """Ctrl-C while the probe's child runs (a caller of bench.run that lives on): the child is
-    killed there and then, not left to its lifeline."""
-    import signal
-    import threading
-
-    import pytest
-
-    probe = _probe_env(monkeypatch)
-    monkeypatch.setattr(probe, "_timeout_s", 60.0)
-    (tmp_path / "hangs_on_import.py").write_text(USER_FILES["hangs_on_import.py"])
-    started: list[int] = []
-    real_popen = subprocess.Popen
-
-    def popen(*args, **kwargs):
-        proc = real_popen(*args, **kwargs)
-        started.append(proc.pid)
-        return proc
-
-    monkeypatch.setattr(probe.subprocess, "Popen", popen)
-    threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-    with pytest.raises(KeyboardInterrupt):
-        probe.probe_names_in_child(f"{tmp_path / 'hangs_on_import.py'}:make")
-    (pid,) = started
-    with pytest.raises(ChildProcessError):  # reaped: no such child any more
-        os.waitpid(pid, os.WNOHANG)
