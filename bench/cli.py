@@ -58,7 +58,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare_ops import op_type_changes
-    from bench.comparison import JUDGED, Run, compare, regressions
+    from bench.comparison import Run, compare
+    from bench.gate import gate as judge_gate
     from bench.report.compare_ops_report import html_ops, markdown_ops, terminal_ops
     from bench.report.compare_report import (
         html_comparison,
@@ -80,11 +81,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     comparison = compare(runs, baseline=0, normalize=args.normalize)
     comparison.caveats = caveats
     ops = op_type_changes(runs)
-    gate = (
-        None
-        if args.fail_on_regression is None
-        else regressions(comparison, args.fail_on_regression)
-    )
+    percent = args.fail_on_regression
+    gate = None if percent is None else judge_gate(comparison, percent)
     out = (
         Path(args.out)
         if args.out
@@ -102,21 +100,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if ops:
         print(terminal_ops(ops, comparison))
     print(f"\ncomparison: {out / 'compare.md'}, {out / 'compare.html'}")
-    if gate:
+    if gate is None:
+        return 0
+    if gate.failures:
         print("regression gate FAILED:", file=sys.stderr)
-        for reason in gate:
+        for reason in gate.failures:
             print(f"  {reason}", file=sys.stderr)
-        return 1
-    if gate is not None:
-        judged = [c for c in comparison.cells if c.comparable and c.verdict in JUDGED]
-        if judged:
-            print(f"regression gate passed ({len(judged)} of {len(comparison.cells)} cells "
-                  "judged; a cell that cannot resolve never fails it)")  # fmt: skip
-        else:
-            print(f"regression gate passed without judging any of {len(comparison.cells)} "
-                  "cells: none could be resolved (see 'detectable'; more --trials in both runs "
-                  "narrow it)", file=sys.stderr)  # fmt: skip
-    return 0
+    elif gate.resolved:
+        print(f"regression gate passed ({gate.resolved} of {len(comparison.cells)} cells judged;"
+              f" a cell that cannot resolve never fails it; family-wise error {gate.alpha:.0%} "
+              f"over the {gate.family} cells tested)")  # fmt: skip
+    else:
+        print(f"regression gate passed without judging any of {len(comparison.cells)} "
+              "cells: none could be resolved (see 'detectable'; more --trials in both runs "
+              "narrow it)", file=sys.stderr)  # fmt: skip
+    for line in gate.not_failing:
+        print(f"  not failing: {line}", file=sys.stderr if gate.failures else sys.stdout)
+    return 1 if gate.failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,8 @@ class CellComparison:
     ratio_vs_control: float | None = None  # the ratio divided by the control's ratio
     mde: float | None = None  # smallest relative change this comparison could detect
     basis: str = "raw"  # which ratio the verdict used: "raw" or "control"
+    log_se: float | None = None  # the verdict's test: standard error of the log ratio
+    df: float | None = None  # and its Welch degrees of freedom
 
 
 @dataclass
@@ -204,7 +206,7 @@ def compare_cell(
         base_median_us=center0, other_median_us=center1, ratio=raw.ratio, ratio_low=used.low,
         ratio_high=used.high, p_value=used.p_value, verdict=verdict(used),
         ratio_vs_control=relative.ratio if relative else None, mde=used.mde,
-        basis="control" if used is relative else "raw", **common,
+        basis="control" if used is relative else "raw", log_se=used.log_se, df=used.df, **common,
     )  # fmt: skip
 
 
@@ -333,22 +335,3 @@ def cell_label(key: tuple) -> str:
     extra = f" {mode}" if mode != "latency" else ""
     sizes = "".join(f" {name}={size}" for name, size in dims)
     return f"{model} · {backend} · {export} · b{batch}{sizes} · {precision}{extra}"
-
-
-def regressions(comparison: Comparison, percent: float) -> list[str]:
-    """Why a CI gate should fail: resolved slowdowns above `percent`, parity pass -> fail.
-    The ratio checked is the one the verdict used (relative to the control when it was)."""
-    reasons = []
-    for cell in comparison.cells:
-        label = cell_label(cell.key)
-        if cell.parity_drift and cell.parity_drift.startswith("parity pass -> FAIL"):
-            reasons.append(f"{label} in {cell.other}: {cell.parity_drift}")
-        ratio = cell.ratio_vs_control if cell.basis == "control" else cell.ratio
-        if cell.comparable and cell.verdict == "slower" and ratio and ratio > 1 + percent / 100.0:
-            basis = " relative to the control workload" if cell.basis == "control" else ""
-            reasons.append(
-                f"{label} in {cell.other}: {ratio:.3f}x the baseline{basis} "
-                f"(+{(ratio - 1) * 100:.1f}% > {percent:g}%, p={cell.p_value:.2g}, "
-                f"detectable {cell.mde:.1%})"
-            )
-    return reasons

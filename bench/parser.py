@@ -219,8 +219,9 @@ def add_compare_flags(comp: argparse.ArgumentParser) -> None:
     comp.add_argument("--out", default=None, help="folder for compare.md and compare.html "
                       "(default: results/compare-<time>)")  # fmt: skip
     comp.add_argument("--fail-on-regression", type=float, default=None, metavar="PCT",
-                      help="exit 1 when a resolved slowdown exceeds PCT percent or a cell "
-                      "went from parity pass to fail")  # fmt: skip
+                      help="exit 1 when a cell is resolved to be more than PCT percent slower "
+                      "(family-wise error 1%% over the cells, Holm) or went from parity pass "
+                      "to fail")  # fmt: skip
     comp.add_argument("--normalize", choices=["auto", "control", "none"], default="auto",
                       help="verdicts on ratios relative to the control workload (control), "
                       "on raw ratios (none), or relative to the control only when the control "

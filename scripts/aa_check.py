@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.comparison import Run, compare, regressions
+from bench.comparison import Run, compare
+from bench.gate import regressions
 from bench.results import read_json, read_records
 
 SWEEP = ["--models", "simple_cnn", "--backends", "ort-cpu,openvino"]

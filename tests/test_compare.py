@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.comparison import Run, compare, regressions, verdict
+from bench.comparison import Run, compare, verdict
+from bench.gate import regressions
 from bench.results import read_json, read_records
 from bench.stats import ratio_test
 
@@ -208,7 +209,9 @@ def test_compare_cli_gate(tmp_path, bench_env) -> None:
     )
     assert lenient.returncode == 0 and "regression gate passed (" in lenient.stdout
     assert re.search(r"gate passed \(\d+ of \d+ cells judged; a cell that cannot resolve never "
-                     r"fails it\)", lenient.stdout)  # fmt: skip
+                     r"fails it; family-wise error 1% over the \d+ cells tested\)",
+                     lenient.stdout)  # fmt: skip
+    assert "family-wise error of 1%" in (tmp_path / "cmp" / "compare.md").read_text()
     assert (tmp_path / "cmp" / "compare.md").read_text().startswith("# bench compare")
     assert "Plotly.newPlot" in (tmp_path / "cmp" / "compare.html").read_text()
 

@@ -125,7 +125,8 @@ def test_meaningful_line_skips_runtime_source_locations() -> None:
 def test_compare_md_from_hostile_runs_has_no_injected_heading() -> None:
     import numpy as np
 
-    from bench.comparison import Run, compare, regressions
+    from bench.comparison import Run, compare
+    from bench.gate import gate
     from bench.report.compare_report import markdown_comparison
 
     def run(name: str, medians: list[float]) -> Run:
@@ -145,7 +146,7 @@ def test_compare_md_from_hostile_runs_has_no_injected_heading() -> None:
     base = run("base\n# Injected baseline", [100.0, 101.0, 99.0, 100.5, 100.2])
     slow = run("new <script>", [150.0, 151.0, 149.0, 150.5, 150.2])
     result = compare([base, slow])
-    md = markdown_comparison(result, regressions(result, 5.0))
+    md = markdown_comparison(result, gate(result, 5.0))
     assert not [line for line in md.splitlines() if re.match(r"#+ Injected", line)]
     assert md.startswith("# bench compare: baseline base # Injected baseline\n")
     assert "<script>" not in md and "&lt;script&gt;" in md

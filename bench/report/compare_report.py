@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 
 from bench.comparison import ALPHA, JOIN_KEYS, Comparison
 from bench.comparison import verdict as judge
+from bench.gate import GateResult
 from bench.report.format import cell_label, esc, md_table, md_text, plain
 from bench.report.html import html_table, page
 from bench.stats import RatioTest
@@ -119,7 +120,7 @@ def basis_lines(comparison: Comparison) -> list[str]:
     return lines
 
 
-def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -> str:
+def markdown_comparison(comparison: Comparison, gate: GateResult | None = None) -> str:
     parts = [f"# bench compare: baseline {md_text(comparison.baseline)}", ""]
     parts += [*(f"> ⚠ {md_text(line)}" for line in comparison.caveats), ""] * bool(
         comparison.caveats
@@ -137,8 +138,11 @@ def markdown_comparison(comparison: Comparison, gate: list[str] | None = None) -
         parts += ["", "## Cells in one run only", ""]
         parts.append(md_table(["only in", "cell"], [list(m) for m in missing]))
     if gate is not None:
-        parts += ["", "## Regression gate", ""]
-        parts += [f"- {md_text(g)}" for g in gate] if gate else ["No regression."]
+        parts += ["", "## Regression gate", "", md_text(gate.rule), ""]
+        parts += [f"- {md_text(g)}" for g in gate.failures] or ["No regression."]
+        if gate.not_failing:
+            parts += ["", "Slower, but not failing the gate:", ""]
+            parts += [f"- {md_text(g)}" for g in gate.not_failing]
     return "\n".join(parts) + "\n"
 
 
@@ -166,7 +170,7 @@ def comparison_chart(comparison: Comparison) -> go.Figure:
     return fig
 
 
-def html_comparison(comparison: Comparison, gate: list[str] | None = None, extra: str = "") -> str:
+def html_comparison(comparison: Comparison, gate: GateResult | None = None, extra: str = "") -> str:
     """compare.html; `extra` is HTML of further sections (the per-op-type one)."""
     sections = [f"<h1>bench compare: baseline {plain(comparison.baseline)}</h1>",
                 *(f"<p class='warn'><b>⚠ {esc(line)}</b></p>" for line in comparison.caveats),
@@ -180,9 +184,12 @@ def html_comparison(comparison: Comparison, gate: list[str] | None = None, extra
                 html_table(["run", "field", "baseline", "run"], env_rows(comparison))
                 if env_rows(comparison) else f"<p>{esc(_no_env(comparison))}</p>"]  # fmt: skip
     if gate is not None:
+        rows = [[g, "fails"] for g in gate.failures] + [
+            [g, "not failing"] for g in gate.not_failing
+        ]
         sections.append(
-            "<h2>Regression gate</h2>"
-            + html_table(["reason"], [[g] for g in gate] or [["No regression."]])
+            f"<h2>Regression gate</h2><p>{esc(gate.rule)}</p>"
+            + html_table(["cell", "gate"], rows or [["No regression.", ""]])
         )
     if extra:
         sections.append(extra)
