@@ -102,7 +102,7 @@ def gate(comparison: Comparison, percent: float, alpha: float = ALPHA) -> GateRe
         elif cell.verdict == "slower" and ratio > threshold:
             not_failing.append(f"{said}: slower, but more than {percent:g}% slower does not "
                                f"hold over {len(tested)} cells (Holm-adjusted p="
-                               f"{p_adjusted:.2g} >= {alpha:g})")  # fmt: skip
+                               f"{p_adjusted:.2g}, not below {alpha:g})")  # fmt: skip
     resolved = sum(c.comparable and c.verdict in JUDGED for c in comparison.cells)
     return GateResult(percent, failures, not_failing, len(tested), resolved, alpha)
 

@@ -320,3 +320,51 @@ def test_a_model_file_that_aborts_on_import_stops_nothing_but_its_run(tmp_path, 
     assert "\n" not in line and "Traceback" not in line, line
     assert f"{ref}: importing" in line and "killed its process (SIGABRT)" in line, line
     assert not (tmp_path / "run").exists()
+
+
+def test_an_interrupted_probe_takes_its_child_while_its_caller_lives_on(tmp_path) -> None:
+    """Ctrl-C while the probe's child runs, in a caller of bench.run that catches it and lives
+    on: the child is killed and reaped there and then, not left to its lifeline. A fresh
+    interpreter, so that the SIGINT reaches exactly the code under test."""
+    import signal
+    import time
+
+    tests = str(Path(__file__).parent)
+    code = (f"import sys, time; sys.path.insert(0, {tests!r})\n"
+            "from bench.models import probe\n"
+            "probe.set_probe_timeout(120)\n"
+            "try:\n"
+            "    probe.probe_names_in_child('failing_models:hang_forward')\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted', flush=True)\n"
+            "    time.sleep(60)\n")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": tests}
+    env.pop("BENCH_IN_WORKER", None)
+    caller = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+
+    def children() -> list[int]:
+        found = []
+        for pid in os.listdir("/proc"):
+            try:
+                cmd = (Path("/proc") / pid / "cmdline").read_bytes()
+                ppid = (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            except (OSError, IndexError):
+                continue
+            if b"bench.models.probe" in cmd and int(ppid) == caller.pid:
+                found.append(int(pid))
+        return found
+
+    try:
+        deadline = time.monotonic() + 60
+        while not children() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert children(), "the probe's child never started"
+        caller.send_signal(signal.SIGINT)
+        assert caller.stdout is not None
+        assert caller.stdout.readline().strip() == "interrupted"
+        assert caller.poll() is None  # the caller lives on ...
+        assert children() == []  # ... and its probe child is gone, reaped (no zombie)
+    finally:
+        caller.kill()
+        caller.wait()
