@@ -79,7 +79,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         caveats += [f"{folder.name}: {line}" for line in data.caveats]
         runs.append(Run(folder.name, data.records, data.env, data.config))
     comparison = compare(runs, baseline=0, normalize=args.normalize)
-    comparison.caveats = caveats
+    comparison.caveats = caveats + comparison.caveats
     ops = op_type_changes(runs)
     percent = args.fail_on_regression
     gate = None if percent is None else judge_gate(comparison, percent)

@@ -96,16 +96,36 @@ class Comparison:
 
 
 def _timed(record: dict[str, Any]) -> dict[str, Any] | None:
-    return (record.get("latency") or {}).get("inference") or record.get("throughput")
+    latency = record.get("latency")
+    timed = (latency.get("inference") if isinstance(latency, dict) else None) or record.get(
+        "throughput"
+    )
+    return timed if isinstance(timed, dict) else None
+
+
+def _usable(value: Any) -> bool:
+    """A trial median a ratio can be taken of: a finite positive number."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)  # fmt: skip
+
+
+def checked_trial_medians(record: dict[str, Any]) -> tuple[list[float], int]:
+    """(the usable medians of the trials a record's statistics used, how many of those trials
+    had no usable median: missing, not a number, not finite, zero or negative)."""
+    timed = _timed(record) or {}
+    trials = timed.get("trials") if isinstance(timed.get("trials"), list) else []
+    used = [t if isinstance(t, dict) else {} for t in trials]
+    medians = [t.get("median_us") for t in used if t.get("used", True)]
+    if not medians and timed.get("center_us") is not None:  # one loop (schema 2)
+        center = timed["center_us"]
+        return ([float(center)], 0) if _usable(center) else ([], 1)
+    good = [float(m) for m in medians if _usable(m)]
+    return good, len(medians) - len(good)
 
 
 def trial_medians(record: dict[str, Any]) -> list[float]:
-    """The medians of the trials a record's statistics used."""
-    timed = _timed(record) or {}
-    medians = [t["median_us"] for t in timed.get("trials") or [] if t.get("used", True)]
-    if not medians and timed.get("center_us") is not None:
-        return [float(timed["center_us"])]  # one loop (schema 2): no spread between trials
-    return [float(m) for m in medians if isinstance(m, int | float) and m > 0]
+    """The usable medians of the trials a record's statistics used."""
+    return checked_trial_medians(record)[0]
 
 
 def control_test(
@@ -221,7 +241,7 @@ def _cells_moved(cells: Sequence[CellComparison]) -> tuple[str, str] | None:
     if max(up, 1 - up) < MOVED_TOGETHER or abs(geo - 1) <= 0.03:
         return None
     side = "slower" if up >= MOVED_TOGETHER else "faster"
-    return side, f"{max(up, 1 - up):.0%} of cells moved {side} together (geometric mean {geo:.2f}x)"
+    return side, f"{max(up, 1 - up):.0%} of cells moved {side} together (geometric mean {geo:.3g}x)"
 
 
 def moved_together(cells: Sequence[CellComparison], control: RatioTest | None,
@@ -283,6 +303,21 @@ def env_differences(
     return found
 
 
+def dropped_trials(runs: Sequence[Run]) -> list[str]:
+    """A line per run whose records hold trials with no usable median (left out of every
+    ratio, as the statistics cannot take a ratio of them)."""
+    lines = []
+    for run in runs:
+        bad = [(r, n) for r in run.records for n in [checked_trial_medians(r)[1]] if n]
+        if bad:
+            cells = ", ".join(str(r.get("cell_id") or r.get("model")) for r, _ in bad[:3])
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            lines.append(f"{run.name}: {sum(n for _, n in bad)} trial(s) of {len(bad)} record(s) "
+                         f"have no usable median (not a finite positive number) and are left "
+                         f"out of the comparison: {cells}{more}")  # fmt: skip
+    return lines
+
+
 def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> Comparison:
     """Compare every run with `runs[baseline]`, cell by cell. `normalize`: "control" judges
     ratios relative to the control workload; "none" judges raw ratios; "auto" judges relative
@@ -292,6 +327,7 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
     others = [r for i, r in enumerate(runs) if i != baseline]
     result = Comparison(baseline=base.name, others=[r.name for r in others], normalize=normalize)
     result.env_unknown = [r.name for r in runs if not r.env]
+    result.caveats = dropped_trials(runs)
     base_cells = {_key(r): r for r in base.records if r.get("kind", "cell") == "cell"}
     for run in others:
         cells = {_key(r): r for r in run.records if r.get("kind", "cell") == "cell"}

@@ -158,16 +158,22 @@ class RatioTest:
         return _from_log(log_ratio, se, min(self.df, control.df), alpha, power)
 
 
+def _exp(x: float) -> float:
+    """exp that says inf where the float range ends (a hostile record's huge medians)."""
+    return math.exp(x) if x < 709.0 else math.inf
+
+
 def _from_log(log_ratio: float, se: float, df: float, alpha: float, power: float) -> RatioTest:
-    if se <= 0 or not math.isfinite(se):
+    if not math.isfinite(se) or not math.isfinite(log_ratio):  # a spread beyond any float
+        return RatioTest(_exp(log_ratio), 0.0, math.inf, 1.0, math.inf, math.inf, df)
+    if se <= 0:  # every trial alike: any difference is exact
         p = 1.0 if log_ratio == 0 else 0.0
-        return RatioTest(math.exp(log_ratio), math.exp(log_ratio), math.exp(log_ratio), p, 0.0,
-                         0.0, df)  # fmt: skip
+        return RatioTest(_exp(log_ratio), _exp(log_ratio), _exp(log_ratio), p, 0.0, 0.0, df)
     t_crit = float(sps.t.ppf(1 - alpha / 2, df))
     p = float(2 * sps.t.sf(abs(log_ratio) / se, df))
-    mde = math.expm1((t_crit + float(sps.t.ppf(power, df))) * se)
-    return RatioTest(math.exp(log_ratio), math.exp(log_ratio - t_crit * se),
-                     math.exp(log_ratio + t_crit * se), p, mde, se, df)  # fmt: skip
+    mde = _exp((t_crit + float(sps.t.ppf(power, df))) * se) - 1.0
+    return RatioTest(_exp(log_ratio), _exp(log_ratio - t_crit * se),
+                     _exp(log_ratio + t_crit * se), p, mde, se, df)  # fmt: skip
 
 
 def ratio_test(

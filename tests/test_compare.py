@@ -327,3 +327,33 @@ def test_a_gate_that_judged_nothing_says_so(tmp_path, bench_env) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "regression gate passed without judging any of 6 cells" in proc.stderr
+
+
+def test_trials_without_a_usable_median_are_left_out_and_named() -> None:
+    values = np.array([100.0, 101.0, 99.0, 100.5])
+    base = _synthetic("base", {"x": values})
+    other = _synthetic("new", {"x": values})
+    trials = other.records[0]["latency"]["inference"]["trials"]
+    for trial, bad in zip(trials, ["x", -1.0, 0, True], strict=True):
+        trial["median_us"] = bad
+    trials += [{"index": 4, "median_us": 100.2, "used": True}, "garbage",
+               {"index": 6, "median_us": 99.8, "used": True}]  # fmt: skip
+    result = compare([base, other])
+    (cell,) = result.cells
+    assert cell.ratio == pytest.approx(1.0, abs=0.01) and cell.verdict != "slower"
+    (line,) = result.caveats
+    assert line.startswith("new: 5 trial(s) of 1 record(s) have no usable median")
+
+
+def test_huge_trial_medians_are_unbounded_never_a_traceback_or_a_verdict() -> None:
+    from bench.report.compare_report import terminal_comparison
+    from bench.stats import ratio_test
+
+    base = _synthetic("base", {"x": np.array([100.0, 101.0, 99.0, 100.5])})
+    other = _synthetic("new", {"x": np.array([100.0, 1e308, 99.0, 100.5])})
+    result = compare([base, other])
+    (cell,) = result.cells
+    assert cell.verdict == "cannot resolve" and not regressions(result, 5)
+    assert ">1000" in terminal_comparison(result) and "e+" not in terminal_comparison(result)
+    test = ratio_test([1.0, 1e-300], [1e300, 1.0])  # an interval beyond the float range
+    assert test is not None and test.p_value > 0.01 and test.high == float("inf")

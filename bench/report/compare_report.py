@@ -46,6 +46,10 @@ def _bound(value: float) -> str:
     return f"<{low:g}" if value < low else f">{high:g}" if value > high else f"{value:.3f}"
 
 
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else _bound(value)
+
+
 def _mde(value: float | None) -> str:
     if value is None:
         return "–"
@@ -71,7 +75,7 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
         ci = f"{_bound(c.ratio_low)}–{_bound(c.ratio_high or 0.0)}" if c.ratio_low else "–"
         rows.append([
             key_label(c.key), c.other, _num(c.base_median_us, ".1f"), _num(c.other_median_us, ".1f"),
-            _num(c.ratio, ".3f"), _num(c.ratio_vs_control, ".3f"), ci, _num(c.p_value, ".2g"),
+            _ratio(c.ratio), _ratio(c.ratio_vs_control), ci, _num(c.p_value, ".2g"),
             _mde(c.mde), c.verdict,
             "yes" if c.comparable else f"NO: {c.not_comparable_reason}", c.parity_drift or "–",
         ])  # fmt: skip
@@ -80,7 +84,7 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
 
 def geomean_rows(comparison: Comparison) -> list[list[str]]:
     return [
-        [run, backend, f"{value:.3f}"]
+        [run, backend, _bound(value)]
         for (run, backend), value in sorted(comparison.geomeans.items())
     ]
 
