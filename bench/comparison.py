@@ -113,13 +113,14 @@ def checked_trial_medians(record: dict[str, Any]) -> tuple[list[float], int]:
     """(the usable medians of the trials a record's statistics used, how many of those trials
     had no usable median: missing, not a number, not finite, zero or negative)."""
     timed = _timed(record) or {}
-    trials = timed.get("trials") if isinstance(timed.get("trials"), list) else []
+    found = timed.get("trials")
+    trials: list[Any] = found if isinstance(found, list) else []
     used = [t if isinstance(t, dict) else {} for t in trials]
     medians = [t.get("median_us") for t in used if t.get("used", True)]
     if not medians and timed.get("center_us") is not None:  # one loop (schema 2)
         center = timed["center_us"]
         return ([float(center)], 0) if _usable(center) else ([], 1)
-    good = [float(m) for m in medians if _usable(m)]
+    good = [float(m) for m in medians if m is not None and _usable(m)]
     return good, len(medians) - len(good)
 
 
