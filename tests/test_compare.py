@@ -212,6 +212,8 @@ def test_compare_cli_gate(tmp_path, bench_env) -> None:
                      r"fails it; family-wise error 1% over the \d+ cells tested\)",
                      lenient.stdout)  # fmt: skip
     assert "family-wise error of 1%" in (tmp_path / "cmp" / "compare.md").read_text()
+    html = (tmp_path / "cmp" / "compare.html").read_text()
+    assert "<h2>Regression gate</h2><p>A cell fails when it is more than 1000% slower" in html
     assert (tmp_path / "cmp" / "compare.md").read_text().startswith("# bench compare")
     assert "Plotly.newPlot" in (tmp_path / "cmp" / "compare.html").read_text()
 
