@@ -153,7 +153,7 @@ def compare(*run_dirs: StrPath | list[StrPath] | tuple[StrPath, ...],
     runs = []
     for folder in folders:
         data = _read(folder, with_config=True)
-        runs.append(Run(folder.name, data.records, data.env, data.config))
+        runs.append(Run(folder.name, data.records, data.env, data.config, len(data.unreadable)))
     result = compare_runs(runs, baseline=base, normalize=normalize)
     rows = []
     for cell in result.cells:

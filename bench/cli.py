@@ -67,7 +67,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         terminal_comparison,
     )
 
-    dirs = list(dict.fromkeys([*([args.baseline] if args.baseline else []), *args.run_dirs]))
+    given = [*([args.baseline] if args.baseline else []), *args.run_dirs]
+    dirs = list({Path(d).resolve(): d for d in reversed(given)}.values())[::-1]  # each once
     if len(dirs) < 2:
         raise BenchError("compare needs at least two different run folders")
     if args.fail_on_regression is not None:
@@ -77,7 +78,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         data = read_run(folder, with_config=True)
         _caveats(data)
         caveats += [f"{folder.name}: {line}" for line in data.caveats]
-        runs.append(Run(folder.name, data.records, data.env, data.config))
+        runs.append(Run(folder.name, data.records, data.env, data.config, len(data.unreadable)))
     comparison = compare(runs, baseline=0, normalize=args.normalize)
     comparison.caveats = caveats + comparison.caveats
     ops = op_type_changes(runs)
@@ -110,10 +111,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"regression gate passed ({gate.resolved} of {len(comparison.cells)} cells judged;"
               f" a cell that cannot resolve never fails it; family-wise error {gate.alpha:.0%} "
               f"over the {gate.family} cells tested)")  # fmt: skip
-    else:
+    elif gate.family:
         print(f"regression gate passed without judging any of {len(comparison.cells)} "
               "cells: none could be resolved (see 'detectable'; more --trials in both runs "
               "narrow it)", file=sys.stderr)  # fmt: skip
+    else:
+        print(f"regression gate passed without testing any of {len(comparison.cells)} cells: "
+              "none has two trials in both runs (--trials 2 or more)", file=sys.stderr)  # fmt: skip
     for line in gate.not_failing:
         print(f"  not failing: {line}", file=sys.stderr if gate.failures else sys.stdout)
     return 1 if gate.failures else 0

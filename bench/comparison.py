@@ -48,6 +48,7 @@ class Run:
     records: list[dict[str, Any]]
     env: dict[str, Any]
     config: dict[str, Any] = field(default_factory=dict)  # run.json's, when present
+    unreadable: int = 0  # results.jsonl lines that could not be read (skipped)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ class Comparison:
     no_control: dict[str, str] = field(default_factory=dict)  # per other run: why none, or ""
     env_unknown: list[str] = field(default_factory=list)  # runs whose env.json was unreadable
     normalize: str = "auto"  # as asked: "auto" | "control" | "none"
+    #: Lines about records whose trials could not be used (also in `caveats`).
+    damaged: list[str] = field(default_factory=list)
+    unreadable: dict[str, int] = field(default_factory=dict)  # per run: skipped records
 
 
 def _timed(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -111,7 +115,9 @@ def _usable(value: Any) -> bool:
 
 def checked_trial_medians(record: dict[str, Any]) -> tuple[list[float], int]:
     """(the usable medians of the trials a record's statistics used, how many of those trials
-    had no usable median: missing, not a number, not finite, zero or negative)."""
+    had no usable median: missing, not a number, not finite, zero or negative; or all of them
+    when their geometric mean is not the record's `center_us`, which bench computes from
+    them: the record was altered)."""
     timed = _timed(record) or {}
     found = timed.get("trials")
     trials: list[Any] = found if isinstance(found, list) else []
@@ -121,6 +127,11 @@ def checked_trial_medians(record: dict[str, Any]) -> tuple[list[float], int]:
         center = timed["center_us"]
         return ([float(center)], 0) if _usable(center) else ([], 1)
     good = [float(m) for m in medians if m is not None and _usable(m)]
+    center = timed.get("center_us")
+    if good and len(good) == len(medians) and _usable(center):
+        geomean = math.exp(sum(map(math.log, good)) / len(good))
+        if abs(geomean / float(center) - 1) > 1e-6:  # bench writes the one from the other
+            return [], len(medians)  # the trials contradict their record: none is trusted
     return good, len(medians) - len(good)
 
 
@@ -276,7 +287,7 @@ def moved_together(cells: Sequence[CellComparison], control: RatioTest | None,
 
 
 CONFIG_FIELDS = ("threads", "backend_options", "mode", "requests", "timing", "exporter",
-                 "allocator", "cpus")  # fmt: skip
+                 "allocator", "cpus", "tolerance_overrides")  # fmt: skip
 
 
 def env_differences(
@@ -297,7 +308,7 @@ def env_differences(
     c0, c1 = base_config or {}, other_config or {}
     if c0 and c1:
         # A run from before the allocator policy was measured with the C library's own.
-        c0, c1 = ({"allocator": "system", **c} for c in (c0, c1))
+        c0, c1 = ({"allocator": "system", "tolerance_overrides": [], **c} for c in (c0, c1))
         found += [
             (f"config.{f}", c0.get(f), c1.get(f)) for f in CONFIG_FIELDS if c0.get(f) != c1.get(f)
         ]
@@ -314,8 +325,9 @@ def dropped_trials(runs: Sequence[Run]) -> list[str]:
             cells = ", ".join(str(r.get("cell_id") or r.get("model")) for r, _ in bad[:3])
             more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
             lines.append(f"{run.name}: {sum(n for _, n in bad)} trial(s) of {len(bad)} record(s) "
-                         f"have no usable median (not a finite positive number) and are left "
-                         f"out of the comparison: {cells}{more}")  # fmt: skip
+                         f"have no usable median (not a finite positive number, or not the "
+                         f"record's own center_us) and are left out of the comparison: "
+                         f"{cells}{more}")  # fmt: skip
     return lines
 
 
@@ -328,7 +340,8 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
     others = [r for i, r in enumerate(runs) if i != baseline]
     result = Comparison(baseline=base.name, others=[r.name for r in others], normalize=normalize)
     result.env_unknown = [r.name for r in runs if not r.env]
-    result.caveats = dropped_trials(runs)
+    result.caveats = result.damaged = dropped_trials(runs)
+    result.unreadable = {r.name: r.unreadable for r in runs if r.unreadable}
     base_cells = {_key(r): r for r in base.records if r.get("kind", "cell") == "cell"}
     for run in others:
         cells = {_key(r): r for r in run.records if r.get("kind", "cell") == "cell"}

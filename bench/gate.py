@@ -6,9 +6,15 @@ holds at a family-wise error of ALPHA over every cell the gate tested:
 1. per cell, the one-sided Welch t test of "other / baseline <= 1 + PCT/100" on the log trial
    medians, using the ratio and standard error the cell's verdict used (relative to the
    control workload when it was);
-2. Holm's step-down adjustment of those p-values over the cells (the family: every comparable
-   cell with a trial-level test, over every run compared with the baseline);
+2. Holm's step-down adjustment of those p-values over the cells (the family: every cell with a
+   trial-level test, over every run compared with the baseline; a cell whose ONNX file changed
+   is in it, named as not comparable: a new release of the model is what a gate is for);
 3. a failure needs the adjusted p below ALPHA and the cell's verdict `slower`.
+
+It also fails, whatever the timing, on what would make a pass untrue: a cell measured in the
+baseline that no longer runs (export failed, crashed, timed out, skipped), parity pass -> fail,
+a run folder with records it could not read, records whose trials were damaged, and a run that
+shares no cell with the baseline.
 
 Why not "any cell `slower` by more than PCT", as before: a cell's interval covers the
 variation between the trials of each run, not a shift of a whole run that its trials cannot see
@@ -48,12 +54,23 @@ class GateResult:
     alpha: float = ALPHA
 
     @property
+    def summary(self) -> str:
+        """How much the gate looked at: cells tested, and how many of them resolved."""
+        if not self.family:
+            return "No cell could be tested (one trial a cell, or no cell measured in both runs)."
+        return (
+            f"{self.family} cell(s) tested, {self.resolved} of them resolved; a cell that "
+            "cannot resolve (see 'detectable') never fails the gate on its timing."
+        )
+
+    @property
     def rule(self) -> str:
         """One sentence saying how the gate decides."""
         return (f"A cell fails when it is more than {self.percent:g}% slower at a family-wise "
                 f"error of {self.alpha:.0%} over the {self.family} cells tested (one-sided Welch "
-                "t on the log trial medians, Holm-adjusted), or when its parity went from pass "
-                "to fail.")  # fmt: skip
+                "t on the log trial medians, Holm-adjusted), when its parity went from pass "
+                "to fail or it no longer runs; and the gate fails on a run it could not read "
+                "whole or that shares no cell with the baseline.")  # fmt: skip
 
 
 def beyond_p(cell: CellComparison, percent: float) -> float | None:
@@ -80,22 +97,49 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def _ratio_text(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if 1e-3 <= value <= 1e3 else f"{value:.3g}"
+
+
+def _integrity_failures(comparison: Comparison) -> list[str]:
+    """What makes a comparison unfit to pass a gate: a run not read whole, records whose trials
+    were damaged, another run sharing no cell with the baseline, cells that stopped working."""
+    found = [
+        f"{run}: {count} record(s) of results.jsonl could not be read: a gate cannot pass "
+        "on a run it could not read whole"
+        for run, count in comparison.unreadable.items()
+    ]
+    found += [f"damaged records: {line}" for line in comparison.damaged]
+    for other in comparison.others:
+        if not any(c.other == other for c in comparison.cells):
+            found.append(f"{other}: no cell in common with the baseline {comparison.baseline}: "
+                         "nothing to gate (a different grid or the wrong folder?)")  # fmt: skip
+    for cell in comparison.cells:
+        if cell.parity_drift and cell.parity_drift.startswith("parity pass -> FAIL"):
+            found.append(f"{cell_label(cell.key)} in {cell.other}: {cell.parity_drift}")
+        elif cell.base_status == "ok" and cell.other_status not in ("ok", "parity_failed"):
+            found.append(f"{cell_label(cell.key)} in {cell.other}: measured in the baseline, "
+                         f"{cell.other_status} here")  # fmt: skip
+    return found
+
+
 def gate(comparison: Comparison, percent: float, alpha: float = ALPHA) -> GateResult:
     """Judge a comparison as `--fail-on-regression percent` does (the module docstring)."""
-    tested = [(c, p) for c in comparison.cells if c.comparable
-              for p in [beyond_p(c, percent)] if p is not None]  # fmt: skip
+    tested = [(c, p) for c in comparison.cells for p in [beyond_p(c, percent)] if p is not None]
     adjusted = holm([p for _, p in tested])
-    failures = [f"{cell_label(c.key)} in {c.other}: {c.parity_drift}" for c in comparison.cells
-                if c.parity_drift and c.parity_drift.startswith("parity pass -> FAIL")]  # fmt: skip
+    failures = _integrity_failures(comparison)
     not_failing = []
     threshold = 1 + percent / 100.0
     for (cell, _), p_adjusted in zip(tested, adjusted, strict=True):
         ratio = cell.ratio_vs_control if cell.basis == "control" else cell.ratio
         assert ratio is not None  # beyond_p gave a p-value
         basis = " relative to the control workload" if cell.basis == "control" else ""
-        said = (f"{cell_label(cell.key)} in {cell.other}: {ratio:.3f}x the baseline{basis} "
-                f"(+{(ratio - 1) * 100:.1f}%, {1 - ALPHA:.0%} interval {cell.ratio_low:.3f}-"
-                f"{cell.ratio_high:.3f}, detectable {cell.mde:.1%})")  # fmt: skip
+        other_file = "" if cell.comparable else f"; not comparable: {cell.not_comparable_reason}"
+        said = (f"{cell_label(cell.key)} in {cell.other}: {_ratio_text(ratio)}x the baseline"
+                f"{basis} ({1 - ALPHA:.0%} interval {_ratio_text(cell.ratio_low)}-"
+                f"{_ratio_text(cell.ratio_high)}, detectable {cell.mde:.1%}{other_file})")  # fmt: skip
         if cell.verdict == "slower" and p_adjusted < alpha:
             failures.append(f"{said}: more than {percent:g}% slower, Holm-adjusted p="
                             f"{p_adjusted:.2g} over {len(tested)} cells")  # fmt: skip
@@ -103,7 +147,7 @@ def gate(comparison: Comparison, percent: float, alpha: float = ALPHA) -> GateRe
             not_failing.append(f"{said}: slower, but more than {percent:g}% slower does not "
                                f"hold over {len(tested)} cells (Holm-adjusted p="
                                f"{p_adjusted:.2g}, not below {alpha:g})")  # fmt: skip
-    resolved = sum(c.comparable and c.verdict in JUDGED for c in comparison.cells)
+    resolved = sum(c.verdict in JUDGED for c in comparison.cells)
     return GateResult(percent, failures, not_failing, len(tested), resolved, alpha)
 
 

@@ -218,7 +218,7 @@ def add_compare_flags(comp: argparse.ArgumentParser) -> None:
                       help="the run the others are compared with (default: the first)")  # fmt: skip
     comp.add_argument("--out", default=None, help="folder for compare.md and compare.html "
                       "(default: results/compare-<time>)")  # fmt: skip
-    comp.add_argument("--fail-on-regression", type=float, default=None, metavar="PCT",
+    comp.add_argument("--fail-on-regression", type=_percent, default=None, metavar="PCT",
                       help="exit 1 when a cell is resolved to be more than PCT percent slower "
                       "(family-wise error 1%% over the cells, Holm) or went from parity pass "
                       "to fail")  # fmt: skip
@@ -226,6 +226,16 @@ def add_compare_flags(comp: argparse.ArgumentParser) -> None:
                       help="verdicts on ratios relative to the control workload (control), "
                       "on raw ratios (none), or relative to the control only when the control "
                       "itself moved beyond its own noise between the runs (auto, the default)")  # fmt: skip
+
+
+def _percent(text: str) -> float:
+    """--fail-on-regression's value: a number (its range is checked with the others)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number: give a percentage, 0 or more (e.g. 5)"
+        ) from None
 
 
 def build_parser() -> tuple[OneLineParser, FlagParser]:

@@ -19,8 +19,10 @@ def _run(name: str, medians: dict[str, np.ndarray]) -> Run:
         "schema_version": 3, "kind": "cell", "model": "m", "backend": cell, "exporter": "auto",
         "opset_requested": 17, "opset_actual": 17, "batch_size": 1, "precision": "fp32",
         "mode": "latency", "status": "ok", "export": {"sha256": "a"},
-        "latency": {"inference": {"trials": [{"index": i, "median_us": float(m), "used": True}
-                                              for i, m in enumerate(values)]}},
+        "latency": {"inference": {
+            "center_us": float(np.exp(np.mean(np.log(values)))),
+            "trials": [{"index": i, "median_us": float(m), "used": True}
+                       for i, m in enumerate(values)]}},
         "parity": {"passed": True, "outputs": [{"max_abs_err": 1e-6}]},
     } for cell, values in medians.items()]  # fmt: skip
     return Run(name, records, {"cpu_model": "x"})
@@ -119,3 +121,48 @@ def test_parity_pass_to_fail_fails_the_gate_whatever_the_timing() -> None:
                              parity={"passed": False, "outputs": [{"max_abs_err": 0.5}]})  # fmt: skip
     outcome = gate(compare([base, broken]), 1000)
     assert len(outcome.failures) == 1 and "parity pass -> FAIL" in outcome.failures[0]
+
+
+def _values(rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    return scale * rng.lognormal(4, 0.01, 8)
+
+
+def test_a_changed_onnx_file_is_gated_and_named_as_not_comparable() -> None:
+    """A new release of the model (its ONNX file differs) is what a gate is for."""
+    rng = np.random.default_rng(6)
+    base, slow = _run("base", {"x": _values(rng)}), _run("new", {"x": _values(rng, 7.5)})
+    slow.records[0]["export"] = {"sha256": "b"}
+    outcome = gate(compare([base, slow]), 5)
+    (line,) = outcome.failures
+    assert "not comparable: different ONNX file (sha256)" in line and "more than 5% slower" in line
+
+
+def test_a_cell_that_no_longer_runs_fails_the_gate() -> None:
+    rng = np.random.default_rng(7)
+    base, broken = _run("base", {"x": _values(rng)}), _run("new", {"x": _values(rng)})
+    broken.records[0].update(status="export_failed", latency=None)
+    (line,) = gate(compare([base, broken]), 5).failures
+    assert line.endswith("in new: measured in the baseline, export_failed here")
+
+
+def test_damaged_or_unread_runs_and_runs_sharing_no_cell_fail_the_gate() -> None:
+    rng = np.random.default_rng(8)
+    base = _run("base", {"x": _values(rng)})
+    altered = _run("new", {"x": _values(rng)})
+    altered.records[0]["latency"]["inference"]["center_us"] = 1.0  # the trials say ~55
+    (line,) = gate(compare([base, altered]), 5).failures
+    assert line.startswith("damaged records: new: 8 trial(s) of 1 record(s) have no usable")
+    unread = _run("new", {"x": _values(rng)})
+    unread = Run(unread.name, unread.records, unread.env, unread.config, unreadable=2)
+    (line,) = gate(compare([base, unread]), 5).failures
+    assert line.startswith("new: 2 record(s) of results.jsonl could not be read")
+    elsewhere = _run("new", {"y": _values(rng)})
+    (line,) = gate(compare([base, elsewhere]), 5).failures
+    assert line.startswith("new: no cell in common with the baseline base")
+
+
+def test_huge_ratios_stay_short_in_the_gate_line() -> None:
+    rng = np.random.default_rng(9)
+    base, slow = _run("base", {"x": _values(rng)}), _run("new", {"x": _values(rng, 1e300)})
+    (line,) = gate(compare([base, slow]), 5).failures
+    assert "e+300x the baseline" in line and len(line) < 300

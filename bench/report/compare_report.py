@@ -142,7 +142,7 @@ def markdown_comparison(comparison: Comparison, gate: GateResult | None = None) 
         parts += ["", "## Cells in one run only", ""]
         parts.append(md_table(["only in", "cell"], [list(m) for m in missing]))
     if gate is not None:
-        parts += ["", "## Regression gate", "", md_text(gate.rule), ""]
+        parts += ["", "## Regression gate", "", md_text(gate.rule), "", md_text(gate.summary), ""]
         parts += [f"- {md_text(g)}" for g in gate.failures] or ["No regression."]
         if gate.not_failing:
             parts += ["", "Slower, but not failing the gate:", ""]
@@ -192,8 +192,8 @@ def html_comparison(comparison: Comparison, gate: GateResult | None = None, extr
             [g, "not failing"] for g in gate.not_failing
         ]
         sections.append(
-            f"<h2>Regression gate</h2><p>{esc(gate.rule)}</p>"
-            + html_table(["cell", "gate"], rows or [["No regression.", ""]])
+            f"<h2>Regression gate</h2><p>{esc(gate.rule)}</p><p>{esc(gate.summary)}</p>"
+            + (html_table(["cell", "gate"], rows) if rows else "<p>No regression.</p>")
         )
     if extra:
         sections.append(extra)
