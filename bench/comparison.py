@@ -128,7 +128,7 @@ def checked_trial_medians(record: dict[str, Any]) -> tuple[list[float], int]:
         return ([float(center)], 0) if _usable(center) else ([], 1)
     good = [float(m) for m in medians if m is not None and _usable(m)]
     center = timed.get("center_us")
-    if good and len(good) == len(medians) and _usable(center):
+    if good and len(good) == len(medians) and center is not None and _usable(center):
         geomean = math.exp(sum(map(math.log, good)) / len(good))
         if abs(geomean / float(center) - 1) > 1e-6:  # bench writes the one from the other
             return [], len(medians)  # the trials contradict their record: none is trusted
