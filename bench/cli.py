@@ -68,7 +68,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
 
     given = [*([args.baseline] if args.baseline else []), *args.run_dirs]
-    dirs = list({Path(d).resolve(): d for d in reversed(given)}.values())[::-1]  # each once
+    first: dict[Path, str] = {}
+    for folder in given:  # each folder once, in the order given (the baseline first)
+        first.setdefault(Path(folder).resolve(), folder)
+    dirs = list(first.values())
     if len(dirs) < 2:
         raise BenchError("compare needs at least two different run folders")
     if args.fail_on_regression is not None:

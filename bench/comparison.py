@@ -74,6 +74,8 @@ class CellComparison:
     basis: str = "raw"  # which ratio the verdict used: "raw" or "control"
     log_se: float | None = None  # the verdict's test: standard error of the log ratio
     df: float | None = None  # and its Welch degrees of freedom
+    base_trials: int = 0  # usable trial medians on each side
+    other_trials: int = 0
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Comparison:
     #: Lines about records whose trials could not be used (also in `caveats`).
     damaged: list[str] = field(default_factory=list)
     unreadable: dict[str, int] = field(default_factory=dict)  # per run: skipped records
+    missing: dict[str, list[tuple]] = field(default_factory=dict)  # per other run: baseline's
 
 
 def _timed(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -216,11 +219,12 @@ def compare_cell(
     `judge_by_control` is False (then it judges the raw ratio)."""
     reason = _comparability(base, other)
     drift = parity_drift(base, other)
+    m0, m1 = trial_medians(base), trial_medians(other)
     common = dict(
         key=_key(base), other=other_name, comparable=reason is None, not_comparable_reason=reason,
         parity_drift=drift, base_status=base["status"], other_status=other["status"],
+        base_trials=len(m0), other_trials=len(m1),
     )  # fmt: skip
-    m0, m1 = trial_medians(base), trial_medians(other)
     if not m0 or not m1:
         return CellComparison(base_median_us=None, other_median_us=None, ratio=None,
                               ratio_low=None, ratio_high=None, p_value=None,
@@ -324,10 +328,10 @@ def dropped_trials(runs: Sequence[Run]) -> list[str]:
         if bad:
             cells = ", ".join(str(r.get("cell_id") or r.get("model")) for r, _ in bad[:3])
             more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-            lines.append(f"{run.name}: {sum(n for _, n in bad)} trial(s) of {len(bad)} record(s) "
-                         f"have no usable median (not a finite positive number, or not the "
-                         f"record's own center_us) and are left out of the comparison: "
-                         f"{cells}{more}")  # fmt: skip
+            lines.append(f"{run.name}: {len(bad)} record(s) with trials that cannot be used "
+                         f"({sum(n for _, n in bad)} trial(s) left out: a median that is not a "
+                         f"finite positive number, or trials that do not give the record's own "
+                         f"center_us): {cells}{more}")  # fmt: skip
     return lines
 
 
@@ -364,6 +368,7 @@ def compare(runs: Sequence[Run], baseline: int = 0, normalize: str = "auto") -> 
         )
         result.only_in[base.name] = [k for k in base_cells if k not in cells]
         result.only_in[run.name] = [k for k in cells if k not in base_cells]
+        result.missing[run.name] = result.only_in[base.name]
         for key, record in base_cells.items():
             if key in cells:
                 result.cells.append(compare_cell(record, cells[key], run.name, shown, use))

@@ -105,7 +105,8 @@ def _ratio_text(value: float | None) -> str:
 
 def _integrity_failures(comparison: Comparison) -> list[str]:
     """What makes a comparison unfit to pass a gate: a run not read whole, records whose trials
-    were damaged, another run sharing no cell with the baseline, cells that stopped working."""
+    were damaged, another run sharing no cell with the baseline or lacking some of its cells,
+    cells that stopped working or lost their trials."""
     found = [
         f"{run}: {count} record(s) of results.jsonl could not be read: a gate cannot pass "
         "on a run it could not read whole"
@@ -113,15 +114,26 @@ def _integrity_failures(comparison: Comparison) -> list[str]:
     ]
     found += [f"damaged records: {line}" for line in comparison.damaged]
     for other in comparison.others:
+        missing = comparison.missing.get(other) or []
         if not any(c.other == other for c in comparison.cells):
             found.append(f"{other}: no cell in common with the baseline {comparison.baseline}: "
                          "nothing to gate (a different grid or the wrong folder?)")  # fmt: skip
+        elif missing:
+            names = "; ".join(cell_label(k) for k in missing[:3])
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            found.append(f"{other}: {len(missing)} cell(s) of the baseline have no record here, "
+                         f"so the gate cannot judge them (a run stopped early, or a smaller "
+                         f"grid): {names}{more}")  # fmt: skip
     for cell in comparison.cells:
         if cell.parity_drift and cell.parity_drift.startswith("parity pass -> FAIL"):
             found.append(f"{cell_label(cell.key)} in {cell.other}: {cell.parity_drift}")
         elif cell.base_status == "ok" and cell.other_status not in ("ok", "parity_failed"):
             found.append(f"{cell_label(cell.key)} in {cell.other}: measured in the baseline, "
                          f"{cell.other_status} here")  # fmt: skip
+        elif cell.base_trials >= 2 and cell.other_trials < 2:
+            found.append(f"{cell_label(cell.key)} in {cell.other}: {cell.other_trials} usable "
+                         f"trial(s) here, {cell.base_trials} in the baseline: its timing cannot "
+                         "be judged")  # fmt: skip
     return found
 
 

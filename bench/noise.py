@@ -117,7 +117,9 @@ def cmd_noise(args: argparse.Namespace, argv: list[str]) -> int:
     if summary["comparisons"]:
         print(f"false-alarm rate {summary['rate']:.1%} (95% CI {summary['rate_low']:.1%}-"
               f"{summary['rate_high']:.1%}); a gate on this machine should ask for more than "
-              f"the detectable change above")  # fmt: skip
+              f"the detectable change above. These twins share one run: whole runs differ "
+              f"more (scripts/aa_check.py measures that), and the gate asks more than a verdict "
+              f"(a slowdown beyond PCT, Holm over every cell: README, 'As a CI gate')")  # fmt: skip
     else:
         print("no comparison could be made (cells failed?)", file=sys.stderr)
         return 1

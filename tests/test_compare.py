@@ -346,7 +346,7 @@ def test_trials_without_a_usable_median_are_left_out_and_named() -> None:
     (cell,) = result.cells
     assert cell.ratio == pytest.approx(1.0, abs=0.01) and cell.verdict != "slower"
     (line,) = result.caveats
-    assert line.startswith("new: 5 trial(s) of 1 record(s) have no usable median")
+    assert line.startswith("new: 1 record(s) with trials that cannot be used (5 trial(s) left out")
 
 
 def test_huge_trial_medians_are_unbounded_never_a_traceback_or_a_verdict() -> None:

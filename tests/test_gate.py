@@ -150,8 +150,10 @@ def test_damaged_or_unread_runs_and_runs_sharing_no_cell_fail_the_gate() -> None
     base = _run("base", {"x": _values(rng)})
     altered = _run("new", {"x": _values(rng)})
     altered.records[0]["latency"]["inference"]["center_us"] = 1.0  # the trials say ~55
-    (line,) = gate(compare([base, altered]), 5).failures
-    assert line.startswith("damaged records: new: 8 trial(s) of 1 record(s) have no usable")
+    damaged, unjudged = gate(compare([base, altered]), 5).failures
+    assert damaged.startswith("damaged records: new: 1 record(s) with trials that cannot be used")
+    assert unjudged.endswith("in new: 0 usable trial(s) here, 8 in the baseline: its timing "
+                             "cannot be judged")  # fmt: skip
     unread = _run("new", {"x": _values(rng)})
     unread = Run(unread.name, unread.records, unread.env, unread.config, unreadable=2)
     (line,) = gate(compare([base, unread]), 5).failures
@@ -159,6 +161,35 @@ def test_damaged_or_unread_runs_and_runs_sharing_no_cell_fail_the_gate() -> None
     elsewhere = _run("new", {"y": _values(rng)})
     (line,) = gate(compare([base, elsewhere]), 5).failures
     assert line.startswith("new: no cell in common with the baseline base")
+
+
+def test_a_baseline_cell_missing_from_the_new_run_fails_the_gate() -> None:
+    """A run stopped early (or a smaller grid) must not pass on the cells it lacks."""
+    rng = np.random.default_rng(10)
+    base = _run("base", {"x": _values(rng), "y": _values(rng)})
+    partial = _run("new", {"x": _values(rng), "z": _values(rng)})
+    (line,) = gate(compare([base, partial]), 5).failures
+    assert line.startswith("new: 1 cell(s) of the baseline have no record here, so the gate "
+                           "cannot judge them") and "· y ·" in line  # fmt: skip
+
+
+def test_a_repeated_folder_keeps_the_baseline(tmp_path, bench_env) -> None:
+    """`bench compare B1 V2 B1/`: B1 stays the baseline (it became V2 once)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    shutil.copytree(data / "v3_default_threads", tmp_path / "B1")
+    shutil.copytree(data / "v3_default_threads", tmp_path / "V2")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "compare", str(tmp_path / "B1"), str(tmp_path / "V2"),
+         str(tmp_path / "B1") + "/", "--out", str(tmp_path / "c")],
+        capture_output=True, text=True, env=bench_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "c" / "compare.md").read_text().startswith("# bench compare: baseline B1")
 
 
 def test_huge_ratios_stay_short_in_the_gate_line() -> None:

@@ -46,6 +46,12 @@ def _bound(value: float) -> str:
     return f"<{low:g}" if value < low else f">{high:g}" if value > high else f"{value:.3f}"
 
 
+def _us(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f}" if value < 1e9 else f"{value:.3g}"
+
+
 def _ratio(value: float | None) -> str:
     return "–" if value is None else _bound(value)
 
@@ -74,7 +80,7 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
     for c in comparison.cells:
         ci = f"{_bound(c.ratio_low)}–{_bound(c.ratio_high or 0.0)}" if c.ratio_low else "–"
         rows.append([
-            key_label(c.key), c.other, _num(c.base_median_us, ".1f"), _num(c.other_median_us, ".1f"),
+            key_label(c.key), c.other, _us(c.base_median_us), _us(c.other_median_us),
             _ratio(c.ratio), _ratio(c.ratio_vs_control), ci, _num(c.p_value, ".2g"),
             _mde(c.mde), c.verdict,
             "yes" if c.comparable else f"NO: {c.not_comparable_reason}", c.parity_drift or "–",
