@@ -77,6 +77,11 @@ class CellComparison:
     base_trials: int = 0  # usable trial medians on each side
     other_trials: int = 0
 
+    @property
+    def judged_ratio(self) -> float | None:
+        """The ratio the verdict judged: relative to the control when it was, else raw."""
+        return self.ratio_vs_control if self.basis == "control" else self.ratio
+
 
 @dataclass
 class Comparison:

@@ -76,7 +76,7 @@ class GateResult:
 def beyond_p(cell: CellComparison, percent: float) -> float | None:
     """One-sided p-value of "this cell's ratio is at most 1 + percent/100" (small: the cell is
     slower by more than `percent`), from the test its verdict used; None without a test."""
-    ratio = cell.ratio_vs_control if cell.basis == "control" else cell.ratio
+    ratio = cell.judged_ratio
     if not ratio or cell.log_se is None or cell.df is None:
         return None
     excess = math.log(ratio) - math.log1p(percent / 100.0)
@@ -145,7 +145,7 @@ def gate(comparison: Comparison, percent: float, alpha: float = ALPHA) -> GateRe
     not_failing = []
     threshold = 1 + percent / 100.0
     for (cell, _), p_adjusted in zip(tested, adjusted, strict=True):
-        ratio = cell.ratio_vs_control if cell.basis == "control" else cell.ratio
+        ratio = cell.judged_ratio
         assert ratio is not None  # beyond_p gave a p-value
         basis = " relative to the control workload" if cell.basis == "control" else ""
         other_file = "" if cell.comparable else f"; not comparable: {cell.not_comparable_reason}"
