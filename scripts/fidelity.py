@@ -5,17 +5,21 @@
 
 For simple_cnn at fp32 it compares, per backend and batch size:
 - bench's `openvino` backend against OpenVINO's `benchmark_app` with the same settings
-  (-hint latency -infer_precision f32 -shape ..., same thread count, checked);
+  (-hint latency -infer_precision f32 -shape ..., same thread count, checked), and against a
+  bare OpenVINO Python loop compiled the same way (bench's own overhead; that loop also keeps
+  OpenVINO's own timer of its calls, which is what benchmark_app reports, so the cost of the
+  Python binding shows apart);
 - bench's `ort-cpu` backend against a bare `run_with_iobinding` loop on the same session
   options (plain onnxruntime + numpy + time.perf_counter_ns).
 
 The method, so that the check cannot fool itself:
-- This process only orchestrates and never reads the clock. The model is exported once by a
+- This process only orchestrates and never times anything (it reads the clock only to end
+  benchmark_app's turns). The model is exported once by a
   preparation process (bench's exporter, into a temp folder; inputs written as .npy), so this
   process never holds torch either.
 - Every measurement runs in its own fresh process that holds only what it measures. The bench
   side loads the backend through bench's registry and times `backend.run` with
-  `bench.timing.measure`, the function bench itself uses; the reference side is the bare loop
+  `bench.timing.measure`, the function bench itself uses; the reference side is a bare loop
   or `benchmark_app`. Each process checks that torch and the other runtime are not loaded
   (`sys.modules`; for benchmark_app, the libraries mapped into its process) and says so.
 - Each round measures bench and the reference back to back, in alternating order (ABBA), and
@@ -24,15 +28,21 @@ The method, so that the check cannot fool itself:
   are started and warmed up together and then take K turns of `--seconds / K` each, the
   order rotating every turn, so that a slow phase of the machine (they last seconds to
   minutes here) falls on all of them instead of on whichever process ran during it; each turn
-  warms up with 5 calls first, as a later trial of bench does. benchmark_app cannot take
-  turns, so openvino rounds run their processes one after another. Over the rounds: the geometric mean
+  warms up with 5 calls first, as a later trial of bench does. benchmark_app cannot be told
+  to take turns, so an openvino round makes it: bench, bench A/A and the bare loop are loaded
+  and warmed up one after another, then benchmark_app starts with `-niter` (an iteration
+  count: time spent frozen is not cut from its run) and, from its first timed inference on,
+  its process group is frozen (SIGSTOP) except during its own turns (SIGCONT for
+  --seconds / K), rotating with the others until its iterations are done. A freeze can
+  stretch only the one request in flight: at most `freezes` of its latencies, a bound kept in
+  the JSON. `--bursts 0` runs every side one after another. Over the rounds: the geometric mean
   of the paired ratios with a 95% confidence interval (a t-interval on the log ratios, n - 1
   degrees of freedom), and their min-max. PASS/FAIL compares the point estimate with the target
   (openvino / benchmark_app <= 1.10, ort-cpu / bare loop <= 1.05).
 - An A/A line per backend and batch: bench against bench, two fresh processes per round, with
   the same statistics; its interval is the method's own resolution.
 
-The same file is the entry point of the measuring processes (`--side bench|bare-ort`) and of
+The same file is the entry point of the measuring processes (`--side bench|bare-ort|bare-ov`) and of
 the preparation process (`--side prepare`).
 """
 
@@ -51,11 +61,18 @@ TARGETS = {"openvino": 1.10, "ort-cpu": 1.05}
 REFERENCES = {"openvino": "benchmark_app", "ort-cpu": "bare run_with_iobinding loop"}
 #: Modules a measuring process must not hold, besides torch: the other runtime.
 OTHER_RUNTIME = {"ort-cpu": "openvino", "openvino": "onnxruntime"}
-LABELS = {"bench": "bench", "reference": "reference", "bench2": "bench A/A"}
+LABELS = {"bench": "bench", "reference": "reference", "bench2": "bench A/A", "bare": "bare loop"}
+#: openvino's second reference, with which bench's own overhead is judged, and its target.
+BARE_OV = "bare OpenVINO Python loop"
+HARNESS_TARGET = 1.05
 SCRIPT = os.path.abspath(__file__)
 TAIL = 2000  # characters of a failed process's output to show
 #: Warm-up calls before each turn of a burst round (bench's own default for a later trial).
 BURST_WARMUP_ITERS = 5
+#: Timed calls after a burst side's first warm-up, whose median it reports when ready.
+READY_CALLS = 20
+#: openvino rounds take turns by freezing benchmark_app's process group (POSIX signals).
+CAN_FREEZE = hasattr(os, "killpg") and sys.platform != "win32"
 
 
 class Failure(Exception):
@@ -199,14 +216,88 @@ def side_bare_ort(args: argparse.Namespace) -> dict:
     }
 
 
+def side_bare_ov(args: argparse.Namespace) -> dict:
+    """The second reference for openvino: plain OpenVINO + numpy + perf_counter_ns, the
+    cheapest call its Python API has (the binding's own `InferRequest.infer`, as bench's
+    backend calls it), compiled as bench compiles it. No bench. It also keeps OpenVINO's own
+    timer of each timed call (`InferRequest.latency`, what benchmark_app reports)."""
+    import numpy as np
+    import openvino as ov
+
+    try:
+        from openvino._pyopenvino import InferRequest as BindingRequest
+
+        infer = BindingRequest.infer
+    except ImportError:  # laid out differently: the public call
+
+        def infer(request, inputs, share, decode):  # type: ignore[misc]
+            return request.infer()
+
+    inputs = _read_inputs(args.input)
+    core = ov.Core()
+    model = core.read_model(args.onnx)
+    model.reshape({name: list(array.shape) for name, array in inputs.items()})
+    config: dict = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    if args.threads:
+        config["INFERENCE_NUM_THREADS"] = args.threads
+    compiled = core.compile_model(model, "CPU", config)
+    request = compiled.create_infer_request()
+    for name, array in inputs.items():
+        request.set_tensor(name, ov.Tensor(np.ascontiguousarray(array)))
+    no_inputs: dict = {}
+    clock = time.perf_counter_ns
+    own_ms: list[float] = []
+
+    def timed(seconds: float, warmup_iters: int, warmup_time: float, min_iters: int) -> list:
+        warmup_end = clock() + int(warmup_time * 1e9)
+        warmup = 0
+        while warmup < warmup_iters or clock() < warmup_end:
+            infer(request, no_inputs, True, True)
+            warmup += 1
+        samples = []
+        kept = []
+        start = clock()
+        duration = int(seconds * 1e9)
+        while True:
+            t0 = clock()
+            infer(request, no_inputs, True, True)
+            t1 = clock()
+            samples.append(t1 - t0)
+            kept.append(request.latency)  # after the timed call, outside it
+            if len(samples) >= min_iters and t1 - start >= duration:
+                own_ms.extend(kept)
+                return samples
+
+    samples = sorted(_serve(args, timed))
+    settings = {"runtime": f"openvino {ov.get_version()}"}
+    for key in ("INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS",
+                "PERFORMANCE_HINT", "ENABLE_CPU_PINNING"):  # fmt: skip
+        value = compiled.get_property(key)
+        settings[key] = (value.get_type_name() if hasattr(value, "get_type_name")
+                         else str(value).split(".")[-1])  # fmt: skip
+    # The ready warm-up's calls are not in own_ms when bursts are taken; only kept turns are.
+    own = sorted(own_ms[-len(samples) :]) if args.bursts else sorted(own_ms)
+    loaded = _check_clean(("torch", "onnxruntime", "bench"))
+    return {
+        "side": "bare-ov",
+        "median_us": _median(samples) / 1e3,
+        "runtime_timer_median_us": _median(own) * 1e3,
+        "samples": len(samples),
+        "settings": settings,
+        "loaded": loaded,
+        "pid": os.getpid(),
+    }
+
+
 def _serve(args: argparse.Namespace, timed) -> list[int]:
     """The side's samples: one timed loop of --seconds, or with --bursts K, K short loops on
     the orchestrator's cue (a line `go` on stdin each, `end` to stop), so that the processes
     of a round, all loaded at once, take turns and share the machine's slow phases."""
     if not args.bursts:
         return timed(args.seconds, args.warmup_iters, args.warmup_time, args.min_iters)
-    timed(0.0, args.warmup_iters, args.warmup_time, 1)  # the first warm-up, not kept
-    print(json.dumps({"ready": os.getpid()}), flush=True)
+    # The first warm-up, not kept; its last calls' median sizes benchmark_app's -niter.
+    warm = sorted(timed(0.0, args.warmup_iters, args.warmup_time, READY_CALLS))
+    print(json.dumps({"ready": os.getpid(), "warm_median_us": _median(warm) / 1e3}), flush=True)
     samples: list[int] = []
     for line in sys.stdin:
         if line.strip() != "go":
@@ -343,29 +434,53 @@ def _mapped_runtimes(pid: int) -> dict[str, bool] | None:
     }
 
 
-def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads, what: str):
-    """benchmark_app as a user runs it; the libraries it maps are read once before it times."""
-    import re
-    import subprocess
+def _benchmark_app_cmd(
+    exe: str, onnx: str, inputs: dict, limit: list[str], threads
+) -> tuple[list[str], str | None]:
+    """benchmark_app's command line as a user would write it, and its config file (or None)."""
     import tempfile
 
     shape = ",".join(f"{n}[{','.join(str(d) for d in v['shape'])}]" for n, v in inputs.items())
     cmd = [exe, "-m", onnx, "-d", "CPU", "-hint", "latency", "-infer_precision", "f32",
-           "-shape", shape, "-t", str(seconds)]  # fmt: skip
-    config_file = None
-    if threads:
-        # benchmark_app accepts -nthreads only with -hint none; a config file keeps the
-        # latency hint and sets the property bench sets.
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-            json.dump({"CPU": {"INFERENCE_NUM_THREADS": str(threads)}}, fh)
-        config_file = fh.name
-        cmd += ["-load_config", config_file]
+           "-shape", shape, *limit]  # fmt: skip
+    if not threads:
+        return cmd, None
+    # benchmark_app accepts -nthreads only with -hint none; a config file keeps the latency
+    # hint and sets the property bench sets.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump({"CPU": {"INFERENCE_NUM_THREADS": str(threads)}}, fh)
+    return [*cmd, "-load_config", fh.name], fh.name
+
+
+def _child_env() -> dict[str, str]:
+    """benchmark_app is a Python program: unbuffered, its steps arrive as it reaches them."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _die_with_parent() -> None:
+    """In a child before exec (Linux): killed if this orchestrator dies, even while frozen."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads, what: str):
+    """benchmark_app as a user runs it; the libraries it maps are read once before it times."""
+    import subprocess
+
+    cmd, config_file = _benchmark_app_cmd(exe, onnx, inputs, ["-t", str(seconds)], threads)
     loaded = None
     lines: list[str] = []
     try:
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            env=_child_env(),
+        )  # fmt: skip
+        assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
             if loaded is None and "[Step 9/" in line:  # compiled, not yet timing
@@ -374,11 +489,20 @@ def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads,
     finally:
         if config_file:
             os.unlink(config_file)
-    out = "".join(lines)
-    if proc.returncode != 0:
+    return _parse_benchmark_app("".join(lines), proc.returncode, cmd, loaded, proc.pid, what)
+
+
+def _parse_benchmark_app(
+    out: str, returncode: int | None, cmd: list[str], loaded, pid: int, what: str, freezes=None
+) -> dict:
+    """benchmark_app's median latency and effective settings from its output; a failure or a
+    runtime mapped into its process raises Failure."""
+    import re
+
+    if returncode != 0:
         print(f"--- {what}: output (tail) ---\n{out[-TAIL:]}", file=sys.stderr)
         last = (out.strip().splitlines() or ["no output"])[-1]
-        raise Failure(f"{what} failed (exit {proc.returncode}): {last}")
+        raise Failure(f"{what} failed (exit {returncode}): {last}")
     median = re.search(r"Median:\s+([\d.]+)\s+(ms|us)", out)
     if not median:
         print(f"--- {what}: output (tail) ---\n{out[-TAIL:]}", file=sys.stderr)
@@ -388,27 +512,201 @@ def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads,
     settings = dict(re.findall(r"^\[ INFO \]\s+([A-Z_]+):\s+(.*?)\s*$", step8, re.M))
     count = re.search(r"Count:\s+(\d+)", out)
     duration = re.search(r"Duration:\s+([\d.]+)\s+ms", out)
+    maximum = re.search(r"Max:\s+([\d.]+)\s+(ms|us)", out)
     if loaded is None:
         loaded = {"torch": None, "onnxruntime": None}
     bad = [name for name, present in loaded.items() if present]
     if bad:
         raise Failure(f"{what}: {', '.join(bad)} mapped into benchmark_app's process")
-    return {
+    samples = int(count.group(1)) if count else None
+    result = {
         "side": "benchmark_app",
         "median_us": value,
-        "samples": int(count.group(1)) if count else None,
+        "samples": samples,
         # Its own loop's wall time per iteration: the median above excludes the Python call.
+        # Frozen between turns, its duration includes the other sides' turns: not kept.
         "wall_per_iteration_us": (
-            float(duration.group(1)) * 1000 / int(count.group(1)) if count and duration else None
+            float(duration.group(1)) * 1000 / samples
+            if samples and duration and freezes is None
+            else None
+        ),
+        "max_us": (
+            float(maximum.group(1)) * (1000 if maximum.group(2) == "ms" else 1) if maximum else None
         ),
         "settings": settings,
         "command": " ".join(cmd),
         "loaded": loaded,
-        "pid": proc.pid,
+        "pid": pid,
     }
+    if freezes is not None:
+        # Each freeze can stretch at most the one request in flight (one infer request, the
+        # latency hint): at most `freezes` of `samples` latencies, so the median is read at
+        # most that fraction of the distribution away from where it would be.
+        result["freezes"] = freezes
+        result["median_quantile_shift_at_most"] = freezes / samples if samples else None
+    return result
 
 
-def _same_settings(backend: str, bench: dict, ref: dict) -> str | None:
+def _frozen_turn_round(
+    sides: dict[str, list[str]],
+    order: list[str],
+    bench_app: tuple[str, str, dict, int | None],
+    seconds: float,
+    bursts: int,
+    what: str,
+    timeout: float,
+) -> tuple[dict[str, dict], int]:
+    """An openvino round whose sides take turns although benchmark_app cannot be told to:
+    the bench processes are loaded and warmed first and wait for their cue; then benchmark_app
+    starts with `-niter` (an iteration count, so that time spent frozen is not cut from its
+    run), and from its first timed inference on its process group is frozen (SIGSTOP) except
+    during its turns (SIGCONT for seconds/bursts), the order rotating every turn as in the
+    ort-cpu rounds. Turns go on until benchmark_app has finished its iterations; every side
+    gets the same number. Returns the results by side and the number of turns."""
+    import queue
+    import signal
+    import subprocess
+    import tempfile
+    import threading
+
+    procs: dict[str, tuple[subprocess.Popen, object]] = {}
+    app: subprocess.Popen | None = None
+    config_file = None
+
+    def line_of(side: str) -> dict:
+        proc, err = procs[side]
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line:
+            proc.wait(timeout=timeout)
+            err.seek(0)  # type: ignore[attr-defined]
+            tail = err.read()[-TAIL:]  # type: ignore[attr-defined]
+            print(f"--- {what} {side}: stderr (tail) ---\n{tail}", file=sys.stderr)
+            reason = (tail.strip().splitlines() or ["no output"])[-1]
+            raise Failure(f"{what} {side} failed (exit {proc.returncode}): {reason}")
+        return json.loads(line)
+
+    try:
+        warm = []
+        for side in order:  # one after another: a warm-up beside a loading process is slow
+            if side == "reference":
+                continue
+            err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below
+            proc = subprocess.Popen(sides[side], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=err, text=True, preexec_fn=_die_with_parent)  # fmt: skip
+            procs[side] = (proc, err)
+            warm.append(line_of(side)["warm_median_us"])  # loaded and warmed up
+        # As many iterations as the fastest side's warm calls say fill --seconds (at least
+        # 100): a warm-up in a slow phase reads high, and too few iterations mean few turns.
+        niter = max(100, math.ceil(seconds * 1e6 / max(min(warm), 1e-3)))
+        exe, onnx, inputs, threads = bench_app
+        cmd, config_file = _benchmark_app_cmd(exe, onnx, inputs, ["-niter", str(niter)], threads)
+        app = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               bufsize=1, env=_child_env(), start_new_session=True,
+                               preexec_fn=_die_with_parent)  # fmt: skip
+        lines: list[str] = []
+        arrived: queue.Queue[str | None] = queue.Queue()
+        state: dict = {"loaded": None, "ended": False}
+
+        def read_app() -> None:
+            assert app is not None and app.stdout is not None
+            for text in app.stdout:
+                arrived.put(text)
+            arrived.put(None)
+
+        threading.Thread(target=read_app, daemon=True).start()
+
+        def take(until: str, seconds_left: float) -> bool:
+            """Collect benchmark_app's lines for up to `seconds_left`; True as soon as a line
+            containing `until` arrived. Notes when its output has ended."""
+            assert app is not None
+            deadline = time.monotonic() + seconds_left
+            while not state["ended"]:
+                try:
+                    text = arrived.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    return False
+                if text is None:
+                    state["ended"] = True
+                    break
+                lines.append(text)
+                if "[Step 9/" in text and state["loaded"] is None:  # compiled, not yet timing
+                    state["loaded"] = _mapped_runtimes(app.pid)
+                if until in text:
+                    return True
+            return False
+
+        def app_failed(reason: str) -> Failure:
+            assert app is not None
+            if not state["ended"]:  # still running: hung, the caller kills it
+                return Failure(f"{what} benchmark_app {reason}")
+            app.wait(timeout=timeout)
+            take("\0", 5.0)  # the rest of its output
+            # Raises with its exit status and last line when it failed:
+            _parse_benchmark_app("".join(lines), app.returncode, cmd, state["loaded"], app.pid,
+                                 f"{what} benchmark_app")  # fmt: skip
+            return Failure(f"{what} benchmark_app exited early: {reason}")
+
+        # Until its first timed inference: it has compiled the model, warmed up, and now times.
+        if not take("First inference took", timeout):
+            raise app_failed(f"did not start timing within {timeout:.0f} s")
+        os.killpg(app.pid, signal.SIGSTOP)
+        turn_seconds = seconds / bursts
+        turns = freezes = 0
+        done = False
+        max_turns = 50 * bursts
+        while not done:
+            shift = turns % len(order)
+            for side in order[shift:] + order[:shift]:
+                if side == "reference":
+                    if done:
+                        continue
+                    os.killpg(app.pid, signal.SIGCONT)
+                    if take("[Step 11/", turn_seconds):  # its timed loop has ended
+                        done = True  # runs to its end unfrozen, while the others finish
+                        continue
+                    if state["ended"]:
+                        raise app_failed("its output ended before its timed loop did")
+                    os.killpg(app.pid, signal.SIGSTOP)
+                    freezes += 1
+                    continue
+                proc = procs[side][0]
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                line_of(side)
+            turns += 1
+            if not done and turns >= max_turns:
+                raise Failure(f"{what}: benchmark_app did not finish {niter} iterations in "
+                              f"{turns} turns of {turn_seconds:g} s")  # fmt: skip
+        app.wait(timeout=timeout)
+        while not state["ended"]:
+            take("\0", timeout)
+        got = {"reference": _parse_benchmark_app(
+            "".join(lines), app.returncode, cmd, state["loaded"], app.pid,
+            f"{what} benchmark_app", freezes=freezes)}  # fmt: skip
+        got["reference"]["niter"] = niter
+        for side in procs:
+            proc = procs[side][0]
+            assert proc.stdin is not None
+            proc.stdin.write("end\n")
+            proc.stdin.flush()
+            got[side] = line_of(side)
+            proc.wait(timeout=timeout)
+        return got, turns
+    finally:
+        if app is not None and app.poll() is None:
+            os.killpg(app.pid, signal.SIGKILL)
+            app.wait()
+        for proc, err in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            err.close()  # type: ignore[attr-defined]
+        if config_file:
+            os.unlink(config_file)
+
+
+def _same_settings(backend: str, bench: dict, ref: dict, name: str = "") -> str | None:
     """The reason bench's and the reference's effective settings differ, or None."""
     if backend == "ort-cpu":
         keys = ("intra_op_num_threads", "providers")
@@ -417,7 +715,7 @@ def _same_settings(backend: str, bench: dict, ref: dict) -> str | None:
     for key in keys:
         a, b = bench["settings"].get(key), ref["settings"].get(key)
         if a != b:
-            return f"{key} differs: bench {a}, {REFERENCES[backend]} {b} (try --threads)"
+            return f"{key} differs: bench {a}, {name or REFERENCES[backend]} {b} (try --threads)"
     return None
 
 
@@ -437,9 +735,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
     parser.add_argument(
         "--bursts", type=int, default=20, metavar="K",
-        help="ort-cpu: the round's processes (bench, bare loop, bench A/A) are loaded at once "
-        "and take K turns of --seconds/K each, sharing the machine's slow phases; 0: one after "
-        "another, as for openvino (benchmark_app cannot take turns) (default: %(default)s)",
+        help="the round's processes (bench, the bare loop, bench A/A; openvino: and "
+        "benchmark_app, frozen outside its turns) take turns of --seconds/K each, sharing the "
+        "machine's slow phases (ort-cpu: K turns; openvino: until benchmark_app's -niter "
+        "iterations are done); 0: one after another (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="threads for every runtime")
     parser.add_argument("--warmup-iters", type=int, default=100)
@@ -451,7 +750,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     # The measuring and preparing processes:
-    parser.add_argument("--side", choices=["bench", "bare-ort", "prepare"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--side", choices=["bench", "bare-ort", "bare-ov", "prepare"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--onnx", help=argparse.SUPPRESS)
     parser.add_argument("--input", action="append", default=[], help=argparse.SUPPRESS)
@@ -524,8 +825,9 @@ def _round(
     exe: str | None,
 ) -> dict:
     """One round of one cell: bench, the reference and bench again (A/A), each in a fresh
-    process. Odd rounds run bench first, even rounds the reference first (ABBA); the A/A
-    pair alternates the same way, with the reference between its two processes."""
+    process (openvino: also the bare OpenVINO loop). Odd rounds run bench first, even rounds
+    the reference first (ABBA); the A/A pair alternates the same way, with the reference
+    between its two processes."""
     inputs = prep["inputs"][str(batch)]
     feed = [x for name, v in inputs.items() for x in ("--input", f"{name}={v['path']}")]
     common = ["--onnx", prep["onnx"], *feed, "--seconds", str(seconds), *_timing_flags(args),
@@ -533,31 +835,44 @@ def _round(
     py = [sys.executable, SCRIPT]
     where = f"({backend}, batch {batch}, round {index + 1})"
     order = ["bench", "reference", "bench2"] if index % 2 == 0 else ["bench2", "reference", "bench"]
+    if backend == "openvino":
+        order = [*order, "bare"] if index % 2 == 0 else ["bare", *order]
+    own = {"bench": ["--side", "bench", "--backend", backend], "bench2": ["--side", "bench",
+           "--backend", backend], "bare": ["--side", "bare-ov"], "reference": ["--side",
+           "bare-ort"]}  # fmt: skip
     got = {}
     if backend == "ort-cpu" and args.bursts:
-        sides = {side: [*py, "--side", "bench" if side != "reference" else "bare-ort",
-                        *(["--backend", backend] if side != "reference" else []), *common,
-                        "--bursts", str(args.bursts)] for side in order}  # fmt: skip
+        sides = {side: [*py, *own[side], *common, "--bursts", str(args.bursts)]
+                 for side in order}  # fmt: skip
         got = _burst_round(sides, order, args.bursts, f"round {where}", _timeout(args, seconds))
         order = [f"{side} x{args.bursts}" for side in order]
+    elif backend == "openvino" and args.bursts and CAN_FREEZE:
+        sides = {side: [*py, *own[side], *common, "--bursts", str(args.bursts)]
+                 for side in order if side != "reference"}  # fmt: skip
+        print(f"  round {index + 1}/{args.rounds} {backend} batch {batch}: taking turns",
+              file=sys.stderr, flush=True)  # fmt: skip
+        got, turns = _frozen_turn_round(
+            sides, order, (exe, prep["onnx"], inputs, args.threads), seconds, args.bursts,
+            f"round {where}", _timeout(args, seconds),
+        )  # fmt: skip
+        order = [f"{side} x{turns}" for side in order]
     for side in [] if got else order:
         print(f"  round {index + 1}/{args.rounds} {backend} batch {batch}: {LABELS[side]}",
               file=sys.stderr, flush=True)  # fmt: skip
-        if side != "reference":
-            cmd = [*py, "--side", "bench", "--backend", backend, *common]
-            got[side] = _run_json(cmd, f"bench side {where}", _timeout(args, seconds))
-        elif backend == "openvino":
+        if side == "reference" and backend == "openvino":
             got[side] = _run_benchmark_app(
                 exe, prep["onnx"], inputs, int(seconds), args.threads, f"benchmark_app {where}"
             )
         else:
-            cmd = [*py, "--side", "bare-ort", *common]
-            got[side] = _run_json(cmd, f"reference side {where}", _timeout(args, seconds))
-    differs = _same_settings(backend, got["bench"], got["reference"])
-    if differs:
-        raise Failure(f"{where}: {differs}")
+            what = f"{'reference' if side == 'reference' else LABELS[side]} side {where}"
+            got[side] = _run_json([*py, *own[side], *common], what, _timeout(args, seconds))
+    for other in ("reference", "bare"):
+        name = BARE_OV if other == "bare" else ""
+        differs = other in got and _same_settings(backend, got["bench"], got[other], name)
+        if differs:
+            raise Failure(f"{where}: {differs}")
     bench, reference, again = (got[k]["median_us"] for k in ("bench", "reference", "bench2"))
-    return {
+    row = {
         "round": index + 1,
         "order": [LABELS.get(side, side) for side in order],
         "bench_us": bench,
@@ -567,6 +882,15 @@ def _round(
         "aa_ratio": bench / again,
         "processes": got,
     }
+    if "bare" in got:
+        bare = got["bare"]
+        row.update(
+            bare_us=bare["median_us"],
+            harness_ratio=bench / bare["median_us"],
+            runtime_timer_us=bare["runtime_timer_median_us"],
+            binding_ratio=bare["median_us"] / bare["runtime_timer_median_us"],
+        )
+    return row
 
 
 def _burst_round(
@@ -645,9 +969,11 @@ def orchestrate(args: argparse.Namespace) -> int:
             skipped["openvino"] = reason
             print(f"openvino: skipped: {reason}")
     backends = [b for b in args.backends if b not in skipped]
-    # benchmark_app takes whole seconds: both openvino sides measure that long.
-    seconds = {b: float(max(1, round(args.seconds))) if b == "openvino" else args.seconds
-               for b in backends}  # fmt: skip
+    # benchmark_app run one after another takes whole seconds (-t): both openvino sides
+    # measure that long. Taking turns, it runs an iteration count instead (-niter).
+    sequential_app = not (args.bursts and CAN_FREEZE)
+    seconds = {b: float(max(1, round(args.seconds))) if b == "openvino" and sequential_app
+               else args.seconds for b in backends}  # fmt: skip
     report: dict = {
         "model": MODEL,
         "precision": "fp32",
@@ -657,8 +983,12 @@ def orchestrate(args: argparse.Namespace) -> int:
             "order": "ABBA: bench first in odd rounds, the reference first in even rounds",
             "bursts": {
                 "ort-cpu": args.bursts,
+                "openvino": 0 if sequential_app else args.bursts,
                 "meaning": "ort-cpu rounds: bench, the bare loop and bench A/A loaded at once, "
-                "taking this many turns of seconds/bursts each (0: one after another)",
+                "taking this many turns of seconds/bursts each (0: one after another); "
+                "openvino rounds: bench and bench A/A loaded at once, then benchmark_app "
+                "started with -niter and frozen (SIGSTOP) outside its turns of seconds/bursts, "
+                "turns going on until its iterations are done",
             },
             "ratio": "bench / reference, paired within a round",
             "interval": "95% t-interval on the log paired ratios, n - 1 degrees of freedom",
@@ -701,18 +1031,27 @@ def orchestrate(args: argparse.Namespace) -> int:
         target = TARGETS[backend]
         verdict = "PASS" if fidelity["geomean"] <= target else "FAIL"
         failed += verdict == "FAIL"
-        report["results"].append(
-            {
-                "backend": backend,
-                "batch": batch,
-                "reference": REFERENCES[backend],
-                "target": target,
-                "verdict": verdict,
-                "ratio": fidelity,
-                "aa": aa,
-                "rounds": rows,
+        result = {
+            "backend": backend,
+            "batch": batch,
+            "reference": REFERENCES[backend],
+            "target": target,
+            "verdict": verdict,
+            "ratio": fidelity,
+            "aa": aa,
+            "rounds": rows,
+        }
+        if all("bare_us" in row for row in rows):
+            harness = ratio_summary([r["harness_ratio"] for r in rows])
+            result["harness"] = {
+                "reference": BARE_OV,
+                "target": HARNESS_TARGET,
+                "verdict": "PASS" if harness["geomean"] <= HARNESS_TARGET else "FAIL",
+                "ratio": harness,
             }
-        )
+            failed += result["harness"]["verdict"] == "FAIL"
+            result["binding"] = ratio_summary([r["binding_ratio"] for r in rows])
+        report["results"].append(result)
     _print_report(report)
     _write_json(args.json, report)
     return 1 if (failed and args.strict) else 0
@@ -731,6 +1070,11 @@ def _print_report(report: dict) -> None:
     if method["bursts"]["ort-cpu"]:
         print(f"        ort-cpu: the round's processes loaded at once, taking "
               f"{method['bursts']['ort-cpu']} turns each (rotating order)")  # fmt: skip
+    if method["bursts"].get("openvino"):
+        turn = method["seconds"].get("openvino", 0) / method["bursts"]["openvino"]
+        print(f"        openvino: the bench processes loaded first; benchmark_app frozen "
+              f"(SIGSTOP) outside its turns of {turn:g} s, rotating with theirs, until its "
+              "-niter iterations are done")  # fmt: skip
     print("        ratio = bench / reference, paired within a round; 95% CI: t-interval on the "
           f"log ratios, n - 1 df ({t_source})")  # fmt: skip
     print("        A/A = bench / bench (one more fresh bench process per round): the method's own "
@@ -743,19 +1087,33 @@ def _print_report(report: dict) -> None:
         print(f"\n{backend}  batch {batch}  vs {result['reference']}  (threads: bench "
               f"{bench_set.get(key)}, reference {ref_set.get(key)})")  # fmt: skip
         width = max(28, *(len(",".join(row["order"])) for row in result["rounds"]))
+        bare = "harness" in result
         print(f"  {'round':>5}  {'order':<{width}} {'bench µs':>10} {'ref µs':>10} {'ratio':>7}"
-              f"   {'A/A µs':>10} {'A/A':>7}")  # fmt: skip
+              f"   {'A/A µs':>10} {'A/A':>7}"
+              + (f"   {'bare µs':>10} {'ratio':>7} {'own µs':>8}" if bare else ""))  # fmt: skip
         for row in result["rounds"]:
             order = ",".join(row["order"])
             print(f"  {row['round']:>5}  {order:<{width}} {row['bench_us']:>10.2f} "
                   f"{row['reference_us']:>10.2f} {row['ratio']:>7.3f}   "
-                  f"{row['bench_aa_us']:>10.2f} {row['aa_ratio']:>7.3f}")  # fmt: skip
+                  f"{row['bench_aa_us']:>10.2f} {row['aa_ratio']:>7.3f}"
+                  + (f"   {row['bare_us']:>10.2f} {row['harness_ratio']:>7.3f} "
+                     f"{row['runtime_timer_us']:>8.2f}" if bare else ""))  # fmt: skip
         r, aa = result["ratio"], result["aa"]
         print(f"  ratio  geomean {r['geomean']:.3f}  {_fmt_interval(r)}  min-max "
               f"{r['min']:.3f}-{r['max']:.3f}  target <= {result['target']:.2f}  "
               f"{result['verdict']}")  # fmt: skip
         print(f"  A/A    geomean {aa['geomean']:.3f}  {_fmt_interval(aa)}  min-max "
               f"{aa['min']:.3f}-{aa['max']:.3f}")  # fmt: skip
+        if bare:
+            h, b = result["harness"], result["binding"]
+            print(
+                f"  bench / {h['reference']}: geomean {h['ratio']['geomean']:.3f}  "
+                f"{_fmt_interval(h['ratio'])}  target <= {h['target']:.2f}  {h['verdict']}"
+            )
+            print(f"  binding: the bare loop's calls / OpenVINO's own timer of the same calls "
+                  f"(InferRequest.latency, what benchmark_app reports): geomean "
+                  f"{b['geomean']:.3f}  {_fmt_interval(b)}; a Python caller pays it, "
+                  f"benchmark_app's median leaves it out")  # fmt: skip
     if results:
         clean = all(
             p["loaded"].get("torch") is False
@@ -781,7 +1139,8 @@ def _write_json(path: str | None, report: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.side is not None:
-        sides = {"bench": side_bench, "bare-ort": side_bare_ort, "prepare": side_prepare}
+        sides = {"bench": side_bench, "bare-ort": side_bare_ort, "bare-ov": side_bare_ov,
+                 "prepare": side_prepare}  # fmt: skip
         print(json.dumps(sides[args.side](args)))
         return 0
     try:

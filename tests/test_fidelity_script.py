@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,205 @@ def test_bad_bursts_are_refused() -> None:
 def test_bad_values_are_refused_before_anything_runs(args: list[str], message: str) -> None:
     proc = _script(*args, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# openvino rounds: benchmark_app frozen outside its turns.
+
+FAKE_APP = """#!{python}
+import json, os, sys, time
+mode = {mode!r}
+with open({pid_file!r}, "w") as fh:
+    fh.write(str(os.getpid()))
+niter = int(sys.argv[sys.argv.index("-niter") + 1])
+print("[Step 8/11] Querying optimal runtime parameters")
+print("[ INFO ]   NUM_STREAMS: 1")
+print("[Step 9/11] Creating infer requests and preparing input tensors")
+if mode == "crash":
+    sys.exit("[ ERROR ] could not compile the model")
+print("[Step 10/11] Measuring performance")
+print("[ INFO ] First inference took 0.10 ms")
+gaps, last = [], time.monotonic()
+for _ in range(niter if mode != "hang" else 10**9):
+    end = time.monotonic() + 0.001
+    while time.monotonic() < end:
+        pass
+    now = time.monotonic()
+    gaps.append(now - last)
+    last = now
+print("[Step 11/11] Dumping statistics report")
+print("[ INFO ] Count:               %d iterations" % niter)
+print("[ INFO ] Latency:")
+print("[ INFO ]    Median:        1.00 ms")
+print("[ INFO ]    Max:           %.2f ms" % (max(gaps) * 1000))
+with open({gaps_file!r}, "w") as fh:
+    json.dump(gaps, fh)
+"""
+
+# A side that takes turns as bench's do: ready with its warm-up median, one burst per cue.
+FAKE_SIDE = (
+    "import json, sys, time\n"
+    "print(json.dumps({'ready': 1, 'warm_median_us': 1000.0}), flush=True)\n"
+    "n = 0\n"
+    "for line in sys.stdin:\n"
+    "    if line.strip() != 'go':\n"
+    "        break\n"
+    "    time.sleep(0.005); n += 1\n"
+    "    print(json.dumps({'burst': n}), flush=True)\n"
+    "print(json.dumps({'median_us': 1.0, 'samples': n, 'settings': {}, 'loaded': {}}))\n"
+)
+
+
+def _fake_app(tmp_path: Path, mode: str) -> tuple[str, Path, Path]:
+    pid_file, gaps_file = tmp_path / f"{mode}.pid", tmp_path / f"{mode}.gaps"
+    exe = tmp_path / f"benchmark_app_{mode}"
+    exe.write_text(FAKE_APP.format(python=sys.executable, mode=mode, pid_file=str(pid_file),
+                                   gaps_file=str(gaps_file)))  # fmt: skip
+    exe.chmod(0o755)
+    return str(exe), pid_file, gaps_file
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1][0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+needs_freezing = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="freezes with POSIX signals, checks /proc"
+)
+
+
+@needs_freezing
+def test_benchmark_app_is_frozen_while_the_other_sides_take_their_turns(tmp_path) -> None:
+    fidelity = _module()
+    exe, _, gaps_file = _fake_app(tmp_path, "ok")
+    sides = {
+        "bench": [sys.executable, "-c", FAKE_SIDE],
+        "bench2": [sys.executable, "-c", FAKE_SIDE],
+    }
+    # --seconds 0.2 at a 1000 µs warm median: -niter 200 (a 1 ms busy loop each); turns of 0.05 s
+    got, turns = fidelity._frozen_turn_round(
+        sides, ["bench", "reference", "bench2"], (exe, "m.onnx", {"x": {"shape": [1, 3]}}, None),
+        0.2, 4, "round (openvino, batch 1, round 1)", timeout=60,
+    )  # fmt: skip
+    app = got["reference"]
+    assert app["niter"] == 200 and app["samples"] == 200 and app["median_us"] == 1000.0
+    assert app["freezes"] >= 2 and turns >= 3
+    assert app["median_quantile_shift_at_most"] == pytest.approx(app["freezes"] / 200)
+    assert app["wall_per_iteration_us"] is None  # its duration includes frozen time
+    assert "-niter 200" in app["command"] and " -t " not in app["command"]
+    # Each side took the same number of turns; while they did, the app did not run: its
+    # loop saw gaps as long as a turn of the others.
+    assert got["bench"]["samples"] == got["bench2"]["samples"] == turns
+    gaps = json.loads(gaps_file.read_text())
+    assert sum(gap > 0.004 for gap in gaps) >= app["freezes"] - 1
+
+
+@needs_freezing
+def test_a_benchmark_app_that_fails_before_timing_is_one_line(tmp_path, capsys) -> None:
+    fidelity = _module()
+    exe, _, _ = _fake_app(tmp_path, "crash")
+    with pytest.raises(fidelity.Failure) as info:
+        fidelity._frozen_turn_round(
+            {"bench": [sys.executable, "-c", FAKE_SIDE]}, ["bench", "reference"],
+            (exe, "m.onnx", {"x": {"shape": [1]}}, None), 0.2, 4, "round (x)", timeout=60,
+        )  # fmt: skip
+    assert str(info.value) == (
+        "round (x) benchmark_app failed (exit 1): [ ERROR ] could not compile the model"
+    )
+    assert "could not compile" in capsys.readouterr().err
+
+
+@needs_freezing
+def test_a_benchmark_app_that_never_finishes_is_stopped_and_killed(tmp_path) -> None:
+    fidelity = _module()
+    exe, pid_file, _ = _fake_app(tmp_path, "hang")
+    with pytest.raises(fidelity.Failure) as info:
+        fidelity._frozen_turn_round(
+            {"bench": [sys.executable, "-c", FAKE_SIDE]}, ["bench", "reference"],
+            (exe, "m.onnx", {"x": {"shape": [1]}}, None), 0.02, 1, "round (x)", timeout=60,
+        )  # fmt: skip
+    assert str(info.value).startswith("round (x): benchmark_app did not finish 100 iterations")
+    assert not _alive(int(pid_file.read_text()))
+
+
+@needs_freezing
+def test_a_frozen_benchmark_app_dies_with_its_orchestrator(tmp_path) -> None:
+    exe, pid_file, _ = _fake_app(tmp_path, "hang")
+    driver = (
+        f"import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('f', {str(SCRIPT)!r})\n"
+        f"f = importlib.util.module_from_spec(spec); spec.loader.exec_module(f)\n"
+        f"side = [sys.executable, '-c', {FAKE_SIDE!r}]\n"
+        f"f._frozen_turn_round({{'bench': side}}, ['bench', 'reference'],\n"
+        f"    ({exe!r}, 'm.onnx', {{'x': {{'shape': [1]}}}}, None), 1.0, 1, 'r', timeout=60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", driver])
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # into its turns: frozen or running
+        app_pid = int(pid_file.read_text())
+        assert _alive(app_pid)
+        proc.kill()  # SIGKILL: no finally block runs
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while _alive(app_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(app_pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.slow
+@needs_freezing
+def test_openvino_rounds_take_turns_with_benchmark_app_and_a_bare_loop(tmp_path) -> None:
+    pytest.importorskip("openvino")
+    beside = Path(sys.executable).parent / "benchmark_app"
+    if not beside.exists():
+        pytest.skip("benchmark_app is not installed beside python")
+    out = tmp_path / "fidelity.json"
+    proc = _script(
+        "--backends", "openvino", "--rounds", "2", "--seconds", "0.3", "--batch-sizes", "1",
+        "--warmup-iters", "10", "--warmup-time", "0.02", "--bursts", "3", "--json", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout
+    assert "benchmark_app frozen (SIGSTOP) outside its turns of 0.1 s" in text
+    assert "bench / bare OpenVINO Python loop: geomean" in text and "target <= 1.05" in text
+    assert "binding: the bare loop's calls / OpenVINO's own timer" in text
+    report = json.loads(out.read_text())
+    assert report["method"]["bursts"]["openvino"] == 3
+    assert report["method"]["seconds"]["openvino"] == 0.3  # not rounded to whole seconds
+    (result,) = report["results"]
+    assert result["harness"]["ratio"]["n"] == 2 and result["binding"]["n"] == 2
+    first, second = result["rounds"]
+    assert [side.split(" x")[0] for side in first["order"]] == [
+        "bench",
+        "reference",
+        "bench2",
+        "bare",
+    ]
+    assert second["order"][0].startswith("bare x")
+    pids = set()
+    for row in result["rounds"]:
+        sides = row["processes"]
+        assert row["harness_ratio"] == pytest.approx(row["bench_us"] / row["bare_us"])
+        app = sides["reference"]
+        assert app["freezes"] >= 1 and app["samples"] == app["niter"]
+        assert app["loaded"] == {"torch": False, "onnxruntime": False}
+        assert sides["bare"]["loaded"] == {
+            "torch": False,
+            "onnxruntime": False,
+            "openvino": True,
+            "bench": False,
+        }
+        assert 0 < sides["bare"]["runtime_timer_median_us"] <= sides["bare"]["median_us"] * 1.5
+        for side in sides.values():
+            pids.add(side["pid"])
+    assert len(pids) == 8
