@@ -468,6 +468,29 @@ def _die_with_parent() -> None:
         pass
 
 
+def _signal_group(pgid: int, sig: int) -> None:
+    """Signal a process group that may have ended meanwhile."""
+    import contextlib
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGHUP: unwound like Ctrl-C, so that no child is left behind (frozen)."""
+
+
+def _stop_on_signals() -> None:
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
 def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads, what: str):
     """benchmark_app as a user runs it; the libraries it maps are read once before it times."""
     import subprocess
@@ -649,7 +672,7 @@ def _frozen_turn_round(
         # Until its first timed inference: it has compiled the model, warmed up, and now times.
         if not take("First inference took", timeout):
             raise app_failed(f"did not start timing within {timeout:.0f} s")
-        os.killpg(app.pid, signal.SIGSTOP)
+        _signal_group(app.pid, signal.SIGSTOP)
         turn_seconds = seconds / bursts
         turns = freezes = 0
         done = False
@@ -660,13 +683,13 @@ def _frozen_turn_round(
                 if side == "reference":
                     if done:
                         continue
-                    os.killpg(app.pid, signal.SIGCONT)
+                    _signal_group(app.pid, signal.SIGCONT)
                     if take("[Step 11/", turn_seconds):  # its timed loop has ended
                         done = True  # runs to its end unfrozen, while the others finish
                         continue
                     if state["ended"]:
                         raise app_failed("its output ended before its timed loop did")
-                    os.killpg(app.pid, signal.SIGSTOP)
+                    _signal_group(app.pid, signal.SIGSTOP)
                     freezes += 1
                     continue
                 proc = procs[side][0]
@@ -695,7 +718,7 @@ def _frozen_turn_round(
         return got, turns
     finally:
         if app is not None and app.poll() is None:
-            os.killpg(app.pid, signal.SIGKILL)
+            _signal_group(app.pid, signal.SIGKILL)
             app.wait()
         for proc, err in procs.values():
             if proc.poll() is None:
@@ -1143,11 +1166,17 @@ def main(argv: list[str] | None = None) -> int:
                  "prepare": side_prepare}  # fmt: skip
         print(json.dumps(sides[args.side](args)))
         return 0
+    _stop_on_signals()
     try:
         return orchestrate(args)
     except Failure as exc:
         print(f"fidelity: error: {exc}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, Stopped) as exc:
+        why = f"{exc}" if isinstance(exc, Stopped) else "SIGINT"
+        print(f"fidelity: stopped by {why}; every process it started is ended, nothing written",
+              file=sys.stderr)  # fmt: skip
+        return 130 if why == "SIGINT" else 143 if why == "SIGTERM" else 129
 
 
 if __name__ == "__main__":
