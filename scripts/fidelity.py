@@ -570,6 +570,49 @@ def _parse_benchmark_app(
     return result
 
 
+def _start_side(cmd: list[str]) -> tuple:
+    """A measuring process that takes turns on its stdin cue; its stderr kept in a temp file.
+    It dies with this script (Linux), and ends by itself when its stdin closes."""
+    import subprocess
+    import tempfile
+
+    err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by _end_sides
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                            text=True, preexec_fn=_die_with_parent)  # fmt: skip
+    return proc, err
+
+
+def _side_line(started: tuple, what: str, timeout: float) -> dict:
+    """The next JSON line of a side; if it ended instead, Failure with its stderr's tail."""
+    proc, err = started
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line:
+        proc.wait(timeout=timeout)
+        err.seek(0)
+        tail = err.read()[-TAIL:]
+        print(f"--- {what}: stderr (tail) ---\n{tail}", file=sys.stderr)
+        reason = (tail.strip().splitlines() or ["no output"])[-1]
+        raise Failure(f"{what} failed (exit {proc.returncode}): {reason}")
+    return json.loads(line)
+
+
+def _cue(started: tuple, word: str) -> None:
+    """Tell a side to take a turn (`go`) or to report and exit (`end`)."""
+    stdin = started[0].stdin
+    assert stdin is not None
+    stdin.write(word + "\n")
+    stdin.flush()
+
+
+def _end_sides(procs: dict) -> None:
+    """Kill whichever side is still running and close their stderr files."""
+    for proc, err in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.close()
+
+
 def _frozen_turn_round(
     sides: dict[str, list[str]],
     order: list[str],
@@ -589,34 +632,21 @@ def _frozen_turn_round(
     import queue
     import signal
     import subprocess
-    import tempfile
     import threading
 
-    procs: dict[str, tuple[subprocess.Popen, object]] = {}
+    procs: dict[str, tuple] = {}
     app: subprocess.Popen | None = None
     config_file = None
 
     def line_of(side: str) -> dict:
-        proc, err = procs[side]
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line:
-            proc.wait(timeout=timeout)
-            err.seek(0)  # type: ignore[attr-defined]
-            tail = err.read()[-TAIL:]  # type: ignore[attr-defined]
-            print(f"--- {what} {side}: stderr (tail) ---\n{tail}", file=sys.stderr)
-            reason = (tail.strip().splitlines() or ["no output"])[-1]
-            raise Failure(f"{what} {side} failed (exit {proc.returncode}): {reason}")
-        return json.loads(line)
+        return _side_line(procs[side], f"{what} {side}", timeout)
 
     try:
         warm = []
         for side in order:  # one after another: a warm-up beside a loading process is slow
             if side == "reference":
                 continue
-            err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below
-            proc = subprocess.Popen(sides[side], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=err, text=True, preexec_fn=_die_with_parent)  # fmt: skip
-            procs[side] = (proc, err)
+            procs[side] = _start_side(sides[side])
             warm.append(line_of(side)["warm_median_us"])  # loaded and warmed up
         # As many iterations as the fastest side's warm calls say fill --seconds (at least
         # 100): a warm-up in a slow phase reads high, and too few iterations mean few turns.
@@ -692,10 +722,7 @@ def _frozen_turn_round(
                     _signal_group(app.pid, signal.SIGSTOP)
                     freezes += 1
                     continue
-                proc = procs[side][0]
-                assert proc.stdin is not None
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
+                _cue(procs[side], "go")
                 line_of(side)
             turns += 1
             if not done and turns >= max_turns:
@@ -709,22 +736,15 @@ def _frozen_turn_round(
             f"{what} benchmark_app", freezes=freezes)}  # fmt: skip
         got["reference"]["niter"] = niter
         for side in procs:
-            proc = procs[side][0]
-            assert proc.stdin is not None
-            proc.stdin.write("end\n")
-            proc.stdin.flush()
+            _cue(procs[side], "end")
             got[side] = line_of(side)
-            proc.wait(timeout=timeout)
+            procs[side][0].wait(timeout=timeout)
         return got, turns
     finally:
         if app is not None and app.poll() is None:
             _signal_group(app.pid, signal.SIGKILL)
             app.wait()
-        for proc, err in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            err.close()  # type: ignore[attr-defined]
+        _end_sides(procs)
         if config_file:
             os.unlink(config_file)
 
@@ -921,54 +941,29 @@ def _burst_round(
 ) -> dict[str, dict]:
     """Start every side of a round at once (fresh processes, each loaded and warmed), then
     give them `bursts` turns each, the order rotating turn by turn; their results by side."""
-    import subprocess
-    import tempfile
-
-    procs: dict[str, tuple[subprocess.Popen, object]] = {}
+    procs: dict[str, tuple] = {}
 
     def line_of(side: str) -> dict:
-        proc, err = procs[side]
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line:
-            proc.wait(timeout=timeout)
-            err.seek(0)  # type: ignore[attr-defined]
-            tail = err.read()[-TAIL:]  # type: ignore[attr-defined]
-            print(f"--- {what} {side}: stderr (tail) ---\n{tail}", file=sys.stderr)
-            reason = (tail.strip().splitlines() or ["no output"])[-1]
-            raise Failure(f"{what} {side} failed (exit {proc.returncode}): {reason}")
-        return json.loads(line)
+        return _side_line(procs[side], f"{what} {side}", timeout)
 
     try:
         for side in order:
-            err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below
-            proc = subprocess.Popen(sides[side], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=err, text=True)  # fmt: skip
-            procs[side] = (proc, err)
+            procs[side] = _start_side(sides[side])
         for side in order:
             line_of(side)  # ready: loaded and warmed up
         for turn in range(bursts):
             shift = turn % len(order)
             for side in order[shift:] + order[:shift]:
-                proc = procs[side][0]
-                assert proc.stdin is not None
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
+                _cue(procs[side], "go")
                 line_of(side)
         got = {}
         for side in order:
-            proc = procs[side][0]
-            assert proc.stdin is not None
-            proc.stdin.write("end\n")
-            proc.stdin.flush()
+            _cue(procs[side], "end")
             got[side] = line_of(side)
-            proc.wait(timeout=timeout)
+            procs[side][0].wait(timeout=timeout)
         return got
     finally:
-        for proc, err in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            err.close()  # type: ignore[attr-defined]
+        _end_sides(procs)
 
 
 def _timing_flags(args: argparse.Namespace) -> list[str]:
