@@ -71,6 +71,10 @@ TAIL = 2000  # characters of a failed process's output to show
 BURST_WARMUP_ITERS = 5
 #: Timed calls after a burst side's first warm-up, whose median it reports when ready.
 READY_CALLS = 20
+#: A turn of an openvino round lasts at least this many of its slowest side's calls.
+MIN_TURN_CALLS = 200
+#: The most of benchmark_app's latencies (as a fraction) that freezes may have stretched.
+MAX_QUANTILE_SHIFT = 0.02
 #: openvino rounds take turns by freezing benchmark_app's process group (POSIX signals).
 CAN_FREEZE = hasattr(os, "killpg") and sys.platform != "win32"
 
@@ -300,11 +304,13 @@ def _serve(args: argparse.Namespace, timed) -> list[int]:
     print(json.dumps({"ready": os.getpid(), "warm_median_us": _median(warm) / 1e3}), flush=True)
     samples: list[int] = []
     for line in sys.stdin:
-        if line.strip() != "go":
+        cue = line.split()
+        if not cue or cue[0] != "go":
             break
         # Each turn warms up as a later trial of bench does (the session loaded, idle since
-        # its last turn), then times its share of --seconds.
-        samples += timed(args.seconds / args.bursts, BURST_WARMUP_ITERS, 0.0, 1)
+        # its last turn), then times its share of --seconds, or the seconds of its cue.
+        turn = float(cue[1]) if len(cue) > 1 else args.seconds / args.bursts
+        samples += timed(turn, BURST_WARMUP_ITERS, 0.0, 1)
         print(json.dumps({"burst": len(samples)}), flush=True)
     if not samples:
         raise SystemExit("no turn was given before the end")
@@ -404,7 +410,8 @@ def _run_json(cmd: list[str], what: str, timeout: float) -> dict:
     import subprocess
 
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=_die_with_parent)  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         tail = (exc.stderr or b"")[-TAIL:]
         print(tail if isinstance(tail, str) else tail.decode(errors="replace"), file=sys.stderr)
@@ -484,6 +491,9 @@ def _stop_on_signals() -> None:
     import signal
 
     def stop(signum: int, frame: object) -> None:
+        for name in ("SIGTERM", "SIGHUP", "SIGINT"):  # a second one must not cut the cleanup
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
         raise Stopped(signal.Signals(signum).name)
 
     for name in ("SIGTERM", "SIGHUP"):
@@ -498,10 +508,11 @@ def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads,
     cmd, config_file = _benchmark_app_cmd(exe, onnx, inputs, ["-t", str(seconds)], threads)
     loaded = None
     lines: list[str] = []
+    proc = None
     try:
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-            env=_child_env(),
+            env=_child_env(), preexec_fn=_die_with_parent,
         )  # fmt: skip
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -510,6 +521,9 @@ def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads,
                 loaded = _mapped_runtimes(proc.pid)
         proc.wait()
     finally:
+        if proc is not None and proc.poll() is None:  # interrupted: it goes too
+            proc.kill()
+            proc.wait()
         if config_file:
             os.unlink(config_file)
     return _parse_benchmark_app("".join(lines), proc.returncode, cmd, loaded, proc.pid, what)
@@ -597,11 +611,14 @@ def _side_line(started: tuple, what: str, timeout: float) -> dict:
 
 
 def _cue(started: tuple, word: str) -> None:
-    """Tell a side to take a turn (`go`) or to report and exit (`end`)."""
+    """Tell a side to take a turn (`go`, or `go SECONDS`) or to report and exit (`end`)."""
+    import contextlib
+
     stdin = started[0].stdin
     assert stdin is not None
-    stdin.write(word + "\n")
-    stdin.flush()
+    with contextlib.suppress(BrokenPipeError):  # it ended: reading its line says why
+        stdin.write(word + "\n")
+        stdin.flush()
 
 
 def _end_sides(procs: dict) -> None:
@@ -703,7 +720,9 @@ def _frozen_turn_round(
         if not take("First inference took", timeout):
             raise app_failed(f"did not start timing within {timeout:.0f} s")
         _signal_group(app.pid, signal.SIGSTOP)
-        turn_seconds = seconds / bursts
+        # A turn holds at least MIN_TURN_CALLS of the slowest side's calls: each freeze can
+        # stretch one of benchmark_app's latencies, so its median stays near where it was.
+        turn_seconds = max(seconds / bursts, MIN_TURN_CALLS * max(warm) / 1e6)
         turns = freezes = 0
         done = False
         max_turns = 50 * bursts
@@ -722,7 +741,7 @@ def _frozen_turn_round(
                     _signal_group(app.pid, signal.SIGSTOP)
                     freezes += 1
                     continue
-                _cue(procs[side], "go")
+                _cue(procs[side], f"go {turn_seconds!r}")
                 line_of(side)
             turns += 1
             if not done and turns >= max_turns:
@@ -735,6 +754,15 @@ def _frozen_turn_round(
             "".join(lines), app.returncode, cmd, state["loaded"], app.pid,
             f"{what} benchmark_app", freezes=freezes)}  # fmt: skip
         got["reference"]["niter"] = niter
+        got["reference"]["turn_seconds"] = turn_seconds
+        shift = got["reference"]["median_quantile_shift_at_most"]
+        if shift is None or shift > MAX_QUANTILE_SHIFT:
+            raise Failure(
+                f"{what}: benchmark_app was frozen {freezes} times over "
+                f"{got['reference']['samples']} requests, so its median could be off by "
+                f"{'?' if shift is None else f'{shift:.0%}'} of its distribution (at most "
+                f"{MAX_QUANTILE_SHIFT:.0%} is used): give more --seconds or fewer --bursts"
+            )
         for side in procs:
             _cue(procs[side], "end")
             got[side] = line_of(side)
@@ -757,9 +785,16 @@ def _same_settings(backend: str, bench: dict, ref: dict, name: str = "") -> str 
         keys = ("INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT", "ENABLE_CPU_PINNING")
     for key in keys:
         a, b = bench["settings"].get(key), ref["settings"].get(key)
+        if b is None:
+            return f"{name or REFERENCES[backend]} did not report {key} (its output not understood)"
         if a != b:
             return f"{key} differs: bench {a}, {name or REFERENCES[backend]} {b} (try --threads)"
     return None
+
+
+def _us(value: float) -> str:
+    """Microseconds to the precision they carry (benchmark_app prints 1 ms as "1.00 ms")."""
+    return f"{value:.0f}" if value >= 1000 else f"{value:.1f}" if value >= 100 else f"{value:.2f}"
 
 
 def _fmt_interval(summary: dict) -> str:
@@ -791,7 +826,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--benchmark-app", default=None, metavar="EXE", help="default: on PATH or beside python"
     )
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a target is missed or a backend skipped"
+    )
     # The measuring and preparing processes:
     parser.add_argument(
         "--side", choices=["bench", "bare-ort", "bare-ov", "prepare"], help=argparse.SUPPRESS
@@ -828,13 +865,17 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         ("--warmup-time", args.warmup_time, 0.0, 3600.0),
         ("--warmup-iters", args.warmup_iters, 0, 10**7),
         ("--min-iters", args.min_iters, 1, 10**7),
-        ("--rounds", args.rounds, 1, 1000),
+        ("--rounds", args.rounds, 1 if args.side else 2, 1000),
     ]
     if args.threads is not None:
         checks.append(("--threads", args.threads, 1, 4 * (cores or 1)))
     for flag, value, low, high in checks:
         if not (math.isfinite(value) and low <= value <= high):
             parser.error(f"{flag} must be {low:g} to {high:g}, got {value!r}")
+    if args.side is None and "openvino" in args.backends and args.benchmark_app:
+        found, reason = _find_benchmark_app(args.benchmark_app)
+        if found is None:
+            parser.error(f"--benchmark-app: {reason}")
     if args.json and args.side is None:
         existed = os.path.exists(args.json)
         try:  # opened now, as it will be at the end (a folder, a missing one, /proc: refused)
@@ -850,7 +891,10 @@ def _find_benchmark_app(given: str | None) -> tuple[str | None, str]:
     import shutil
 
     if given:
-        return (given, "") if os.access(given, os.X_OK) else (None, f"{given} is not executable")
+        path = given if os.sep in given else (shutil.which(given) or given)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, ""
+        return None, f"{given} is not an executable file"
     found = shutil.which("benchmark_app")
     beside = os.path.join(os.path.dirname(sys.executable), "benchmark_app")
     if not found and os.access(beside, os.X_OK):
@@ -887,8 +931,10 @@ def _round(
     if backend == "ort-cpu" and args.bursts:
         sides = {side: [*py, *own[side], *common, "--bursts", str(args.bursts)]
                  for side in order}  # fmt: skip
+        print(f"  round {index + 1}/{args.rounds} {backend} batch {batch}: taking turns",
+              file=sys.stderr, flush=True)  # fmt: skip
         got = _burst_round(sides, order, args.bursts, f"round {where}", _timeout(args, seconds))
-        order = [f"{side} x{args.bursts}" for side in order]
+        order = [f"{LABELS[side]} x{args.bursts}" for side in order]
     elif backend == "openvino" and args.bursts and CAN_FREEZE:
         sides = {side: [*py, *own[side], *common, "--bursts", str(args.bursts)]
                  for side in order if side != "reference"}  # fmt: skip
@@ -898,7 +944,7 @@ def _round(
             sides, order, (exe, prep["onnx"], inputs, args.threads), seconds, args.bursts,
             f"round {where}", _timeout(args, seconds),
         )  # fmt: skip
-        order = [f"{side} x{turns}" for side in order]
+        order = [f"{LABELS[side]} x{turns}" for side in order]
     for side in [] if got else order:
         print(f"  round {index + 1}/{args.rounds} {backend} batch {batch}: {LABELS[side]}",
               file=sys.stderr, flush=True)  # fmt: skip
@@ -976,9 +1022,37 @@ def _timeout(args: argparse.Namespace, seconds: float) -> float:
     return 120 + 10 * (seconds + args.warmup_time)
 
 
+LOCK_NAME = "bench-fidelity.lock"
+
+
+def _machine_lock() -> int | None:
+    """One fidelity check per machine: an exclusive flock in the temp folder, dropped by the
+    kernel when this process ends (however it ends). Two at once would slow each other and
+    neither's figures would hold. None where flock does not exist."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    import tempfile
+
+    fd = os.open(os.path.join(tempfile.gettempdir(), LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise Failure(f"another fidelity.py (pid {holder}) is measuring on this machine; two at "
+                      "once slow each other and neither's figures would hold: wait for it "
+                      "to end") from None  # fmt: skip
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 def orchestrate(args: argparse.Namespace) -> int:
     import tempfile
 
+    _machine_lock()  # held until this process ends
     skipped = {}
     exe = None
     if "openvino" in args.backends:
@@ -998,7 +1072,8 @@ def orchestrate(args: argparse.Namespace) -> int:
         "method": {
             "rounds": args.rounds,
             "seconds": seconds,
-            "order": "ABBA: bench first in odd rounds, the reference first in even rounds",
+            "order": "ABBA: bench, the reference, bench A/A in odd rounds, the reverse in even "
+            "rounds (openvino: the bare loop last, then first); in turns, the order rotates",
             "bursts": {
                 "ort-cpu": args.bursts,
                 "openvino": 0 if sequential_app else args.bursts,
@@ -1072,7 +1147,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         report["results"].append(result)
     _print_report(report)
     _write_json(args.json, report)
-    return 1 if (failed and args.strict) else 0
+    return 1 if ((failed or skipped) and args.strict) else 0
 
 
 def _print_report(report: dict) -> None:
@@ -1085,7 +1160,7 @@ def _print_report(report: dict) -> None:
           f"{', '.join(f'{b} {s:g}' for b, s in method['seconds'].items())}")  # fmt: skip
     print("method: every measurement in a fresh process; within a round bench and the "
           "reference run back to back, order alternating (ABBA);")  # fmt: skip
-    if method["bursts"]["ort-cpu"]:
+    if method["bursts"]["ort-cpu"] and "ort-cpu" in method["seconds"]:
         print(f"        ort-cpu: the round's processes loaded at once, taking "
               f"{method['bursts']['ort-cpu']} turns each (rotating order)")  # fmt: skip
     if method["bursts"].get("openvino"):
@@ -1111,11 +1186,11 @@ def _print_report(report: dict) -> None:
               + (f"   {'bare µs':>10} {'ratio':>7} {'own µs':>8}" if bare else ""))  # fmt: skip
         for row in result["rounds"]:
             order = ",".join(row["order"])
-            print(f"  {row['round']:>5}  {order:<{width}} {row['bench_us']:>10.2f} "
-                  f"{row['reference_us']:>10.2f} {row['ratio']:>7.3f}   "
-                  f"{row['bench_aa_us']:>10.2f} {row['aa_ratio']:>7.3f}"
-                  + (f"   {row['bare_us']:>10.2f} {row['harness_ratio']:>7.3f} "
-                     f"{row['runtime_timer_us']:>8.2f}" if bare else ""))  # fmt: skip
+            print(f"  {row['round']:>5}  {order:<{width}} {_us(row['bench_us']):>10} "
+                  f"{_us(row['reference_us']):>10} {row['ratio']:>7.3f}   "
+                  f"{_us(row['bench_aa_us']):>10} {row['aa_ratio']:>7.3f}"
+                  + (f"   {_us(row['bare_us']):>10} {row['harness_ratio']:>7.3f} "
+                     f"{_us(row['runtime_timer_us']):>8}" if bare else ""))  # fmt: skip
         r, aa = result["ratio"], result["aa"]
         print(f"  ratio  geomean {r['geomean']:.3f}  {_fmt_interval(r)}  min-max "
               f"{r['min']:.3f}-{r['max']:.3f}  target <= {result['target']:.2f}  "
@@ -1132,6 +1207,13 @@ def _print_report(report: dict) -> None:
                   f"(InferRequest.latency, what benchmark_app reports): geomean "
                   f"{b['geomean']:.3f}  {_fmt_interval(b)}; a Python caller pays it, "
                   f"benchmark_app's median leaves it out")  # fmt: skip
+        apps = [row["processes"]["reference"] for row in result["rounds"]]
+        if all("freezes" in app for app in apps):
+            print(f"  benchmark_app frozen {min(a['freezes'] for a in apps)} to "
+                  f"{max(a['freezes'] for a in apps)} times a round, over "
+                  f"{min(a['samples'] for a in apps)} to {max(a['samples'] for a in apps)} "
+                  f"requests: at most {max(a['median_quantile_shift_at_most'] for a in apps):.2%}"
+                  f" of its latencies stretched by a freeze")  # fmt: skip
     if results:
         clean = all(
             p["loaded"].get("torch") is False
@@ -1148,10 +1230,22 @@ def _print_report(report: dict) -> None:
 
 
 def _write_json(path: str | None, report: dict) -> None:
-    if path:
+    """Write every figure to --json; if that fails at the end (its folder removed, a full
+    disk), to a file of its own in the temp folder, and raise Failure saying where."""
+    import tempfile
+
+    if not path:
+        return
+    try:
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=1)
-        print(f"figures: {path}")
+    except OSError as exc:
+        fd, kept = tempfile.mkstemp(prefix="fidelity-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=1)
+        raise Failure(f"cannot write --json {path} ({exc.strerror or exc}); the figures are in "
+                      f"{kept}") from None  # fmt: skip
+    print(f"figures: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,14 +78,44 @@ def test_ort_cpu_run_has_paired_ratios_intervals_and_clean_processes(tmp_path) -
     assert len(pids) == 6  # a fresh process per measurement
 
 
-def test_missing_benchmark_app_skips_openvino_with_the_reason(tmp_path) -> None:
-    out = tmp_path / "f.json"
-    proc = _script("--backends", "openvino", "--benchmark-app", str(tmp_path / "nope"),
-                   "--json", str(out), timeout=120)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "openvino: skipped:" in proc.stdout and "is not executable" in proc.stdout
-    report = json.loads(out.read_text())
-    assert report["results"] == [] and "openvino" in report["skipped"]
+@pytest.mark.parametrize("kind", ["missing", "directory", "not executable"])
+def test_a_benchmark_app_given_that_cannot_run_is_refused(tmp_path, kind: str) -> None:
+    given = {"missing": tmp_path / "nope", "directory": tmp_path, "not executable": SCRIPT}[kind]
+    proc = _script("--backends", "openvino", "--benchmark-app", str(given), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert f"--benchmark-app: {given} is not an executable file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_second_copy_on_the_same_machine_is_refused(tmp_path) -> None:
+    import fcntl
+    import os
+
+    fidelity = _module()
+    with open(tmp_path / fidelity.LOCK_NAME, "w") as held:
+        held.write("4242")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPT), "--backends", "ort-cpu"], capture_output=True,
+            text=True, timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)},
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "fidelity: error: another fidelity.py (pid 4242) is measuring on this machine; two at "
+        "once slow each other and neither's figures would hold: wait for it to end"
+    )
+
+
+def test_figures_survive_a_json_path_that_fails_at_the_end(tmp_path) -> None:
+    fidelity = _module()
+    with pytest.raises(fidelity.Failure) as info:
+        fidelity._write_json(str(tmp_path / "gone" / "f.json"), {"results": [1]})
+    message = str(info.value)
+    assert message.startswith(f"cannot write --json {tmp_path}/gone/f.json (")
+    kept = message.rsplit("the figures are in ", 1)[1]
+    assert json.loads(Path(kept).read_text()) == {"results": [1]}
+    Path(kept).unlink()
 
 
 def test_failed_process_gives_stderr_tail_and_one_line_reason(capsys) -> None:
@@ -144,8 +174,8 @@ def test_ort_cpu_burst_rounds_load_every_side_at_once_and_take_turns(tmp_path) -
     assert report["method"]["bursts"]["ort-cpu"] == 3
     (result,) = report["results"]
     assert [r["order"] for r in result["rounds"]] == [
-        ["bench x3", "reference x3", "bench2 x3"],
-        ["bench2 x3", "reference x3", "bench x3"],
+        ["bench x3", "reference x3", "bench A/A x3"],
+        ["bench A/A x3", "reference x3", "bench x3"],
     ]
     pids = set()
     for row in result["rounds"]:
@@ -199,7 +229,8 @@ import json, os, sys, time
 mode = {mode!r}
 with open({pid_file!r}, "w") as fh:
     fh.write(str(os.getpid()))
-niter = int(sys.argv[sys.argv.index("-niter") + 1])
+niter = int(sys.argv[sys.argv.index("-niter") + 1]) if "-niter" in sys.argv else 10**9
+step = 0.02 if mode == "slow" else 0.001
 print("[Step 8/11] Querying optimal runtime parameters")
 print("[ INFO ]   NUM_STREAMS: 1")
 print("[Step 9/11] Creating infer requests and preparing input tensors")
@@ -209,7 +240,7 @@ print("[Step 10/11] Measuring performance")
 print("[ INFO ] First inference took 0.10 ms")
 gaps, last = [], time.monotonic()
 for _ in range(niter if mode != "hang" else 10**9):
-    end = time.monotonic() + 0.001
+    end = time.monotonic() + step
     while time.monotonic() < end:
         pass
     now = time.monotonic()
@@ -230,7 +261,7 @@ FAKE_SIDE = (
     "print(json.dumps({'ready': 1, 'warm_median_us': 1000.0}), flush=True)\n"
     "n = 0\n"
     "for line in sys.stdin:\n"
-    "    if line.strip() != 'go':\n"
+    "    if not line.startswith('go'):\n"
     "        break\n"
     "    time.sleep(0.005); n += 1\n"
     "    print(json.dumps({'burst': n}), flush=True)\n"
@@ -268,17 +299,18 @@ def test_benchmark_app_is_frozen_while_the_other_sides_take_their_turns(tmp_path
         "bench": [sys.executable, "-c", FAKE_SIDE],
         "bench2": [sys.executable, "-c", FAKE_SIDE],
     }
-    # --seconds 0.2 at a 1000 µs warm median: -niter 200 (a 1 ms busy loop each); turns of 0.05 s
+    # --seconds 1 at a 1000 µs warm median: -niter 1000 (a 1 ms busy loop each); turns of 0.25 s
     got, turns = fidelity._frozen_turn_round(
         sides, ["bench", "reference", "bench2"], (exe, "m.onnx", {"x": {"shape": [1, 3]}}, None),
-        0.2, 4, "round (openvino, batch 1, round 1)", timeout=60,
+        1.0, 4, "round (openvino, batch 1, round 1)", timeout=60,
     )  # fmt: skip
     app = got["reference"]
-    assert app["niter"] == 200 and app["samples"] == 200 and app["median_us"] == 1000.0
+    assert app["niter"] == 1000 and app["samples"] == 1000 and app["median_us"] == 1000.0
     assert app["freezes"] >= 2 and turns >= 3
-    assert app["median_quantile_shift_at_most"] == pytest.approx(app["freezes"] / 200)
+    assert app["median_quantile_shift_at_most"] == pytest.approx(app["freezes"] / 1000)
+    assert app["turn_seconds"] == 0.25
     assert app["wall_per_iteration_us"] is None  # its duration includes frozen time
-    assert "-niter 200" in app["command"] and " -t " not in app["command"]
+    assert "-niter 1000" in app["command"] and " -t " not in app["command"]
     # Each side took the same number of turns; while they did, the app did not run: its
     # loop saw gaps as long as a turn of the others.
     assert got["bench"]["samples"] == got["bench2"]["samples"] == turns
@@ -315,6 +347,21 @@ def test_a_benchmark_app_that_never_finishes_is_stopped_and_killed(tmp_path) -> 
 
 
 @needs_freezing
+def test_a_round_whose_freezes_could_move_benchmark_apps_median_fails(tmp_path) -> None:
+    fidelity = _module()
+    exe, pid_file, _ = _fake_app(tmp_path, "slow")  # 20 ms calls where the sides say 1 ms
+    with pytest.raises(fidelity.Failure) as info:
+        fidelity._frozen_turn_round(
+            {"bench": [sys.executable, "-c", FAKE_SIDE]}, ["bench", "reference"],
+            (exe, "m.onnx", {"x": {"shape": [1]}}, None), 0.1, 20, "round (x)", timeout=60,
+        )  # fmt: skip
+    message = str(info.value)
+    assert message.startswith("round (x): benchmark_app was frozen ")
+    assert "of its distribution (at most 2% is used): give more --seconds" in message
+    assert not _alive(int(pid_file.read_text()))
+
+
+@needs_freezing
 def test_a_frozen_benchmark_app_dies_with_its_orchestrator(tmp_path) -> None:
     exe, pid_file, _ = _fake_app(tmp_path, "hang")
     driver = (
@@ -334,6 +381,34 @@ def test_a_frozen_benchmark_app_dies_with_its_orchestrator(tmp_path) -> None:
         app_pid = int(pid_file.read_text())
         assert _alive(app_pid)
         proc.kill()  # SIGKILL: no finally block runs
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while _alive(app_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(app_pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@needs_freezing
+def test_a_benchmark_app_run_one_after_another_dies_with_its_orchestrator(tmp_path) -> None:
+    exe, pid_file, _ = _fake_app(tmp_path, "hang")  # -t given: it loops for ever
+    driver = (
+        f"import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('f', {str(SCRIPT)!r})\n"
+        f"f = importlib.util.module_from_spec(spec); spec.loader.exec_module(f)\n"
+        f"f._run_benchmark_app({exe!r}, 'm.onnx', {{'x': {{'shape': [1]}}}}, 1, None, 'r')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", driver])
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        app_pid = int(pid_file.read_text())
+        assert _alive(app_pid)
+        proc.kill()
         proc.wait()
         deadline = time.monotonic() + 10
         while _alive(app_pid) and time.monotonic() < deadline:
@@ -370,10 +445,11 @@ def test_openvino_rounds_take_turns_with_benchmark_app_and_a_bare_loop(tmp_path)
     assert [side.split(" x")[0] for side in first["order"]] == [
         "bench",
         "reference",
-        "bench2",
-        "bare",
+        "bench A/A",
+        "bare loop",
     ]
-    assert second["order"][0].startswith("bare x")
+    assert second["order"][0].startswith("bare loop x")
+    assert "benchmark_app frozen " in text and "of its latencies stretched by a freeze" in text
     pids = set()
     for row in result["rounds"]:
         sides = row["processes"]
