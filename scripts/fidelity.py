@@ -479,12 +479,12 @@ def _signal_group(pgid: int, sig: int) -> None:
     """Signal a process group that may have ended meanwhile."""
     import contextlib
 
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
 class Stopped(Exception):
-    """SIGTERM or SIGHUP: unwound like Ctrl-C, so that no child is left behind (frozen)."""
+    """SIGINT, SIGTERM or SIGHUP: unwound, so that no child is left behind (frozen)."""
 
 
 def _stop_on_signals() -> None:
@@ -496,36 +496,54 @@ def _stop_on_signals() -> None:
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
         raise Stopped(signal.Signals(signum).name)
 
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop)
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
+            signal.signal(getattr(signal, name), stop)  # an ignored one (nohup, &) stays so
 
 
-def _run_benchmark_app(exe: str, onnx: str, inputs: dict, seconds: int, threads, what: str):
-    """benchmark_app as a user runs it; the libraries it maps are read once before it times."""
+def _run_benchmark_app(
+    exe: str, onnx: str, inputs: dict, seconds: int, threads, what: str, timeout: float = 3600
+):
+    """benchmark_app as a user runs it; the libraries it maps are read once before it times.
+    Killed, with its process group, after `timeout` seconds."""
+    import signal
     import subprocess
+    import threading
 
     cmd, config_file = _benchmark_app_cmd(exe, onnx, inputs, ["-t", str(seconds)], threads)
     loaded = None
     lines: list[str] = []
     proc = None
+    expired = threading.Event()
     try:
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-            env=_child_env(), preexec_fn=_die_with_parent,
+            env=_child_env(), preexec_fn=_die_with_parent, start_new_session=True,
         )  # fmt: skip
+
+        def expire() -> None:
+            expired.set()
+            _signal_group(proc.pid, signal.SIGKILL)
+
+        watchdog = threading.Timer(timeout, expire)
+        watchdog.daemon = True
+        watchdog.start()
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
             if loaded is None and "[Step 9/" in line:  # compiled, not yet timing
                 loaded = _mapped_runtimes(proc.pid)
         proc.wait()
+        watchdog.cancel()
     finally:
-        if proc is not None and proc.poll() is None:  # interrupted: it goes too
-            proc.kill()
+        if proc is not None:  # interrupted, or done: its group goes too
+            _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
         if config_file:
             os.unlink(config_file)
+    if expired.is_set():
+        print(f"--- {what}: output (tail) ---\n{''.join(lines)[-TAIL:]}", file=sys.stderr)
+        raise Failure(f"{what} timed out after {timeout:.0f} s")
     return _parse_benchmark_app("".join(lines), proc.returncode, cmd, loaded, proc.pid, what)
 
 
@@ -770,7 +788,7 @@ def _frozen_turn_round(
             procs[side][0].wait(timeout=timeout)
         return got, turns
     finally:
-        if app is not None and app.poll() is None:
+        if app is not None:  # its group too, should it have left a child behind
             _signal_group(app.pid, signal.SIGKILL)
             app.wait()
         _end_sides(procs)
@@ -918,8 +936,7 @@ def _round(
     between its two processes."""
     inputs = prep["inputs"][str(batch)]
     feed = [x for name, v in inputs.items() for x in ("--input", f"{name}={v['path']}")]
-    common = ["--onnx", prep["onnx"], *feed, "--seconds", str(seconds), *_timing_flags(args),
-              "--bursts", "0"]  # fmt: skip
+    common = ["--onnx", prep["onnx"], *feed, "--seconds", str(seconds), *_timing_flags(args)]
     py = [sys.executable, SCRIPT]
     where = f"({backend}, batch {batch}, round {index + 1})"
     order = ["bench", "reference", "bench2"] if index % 2 == 0 else ["bench2", "reference", "bench"]
@@ -929,12 +946,15 @@ def _round(
            "--backend", backend], "bare": ["--side", "bare-ov"], "reference": ["--side",
            "bare-ort"]}  # fmt: skip
     got = {}
+    turn_seconds = None
     if backend == "ort-cpu" and args.bursts:
         sides = {side: [*py, *own[side], *common, "--bursts", str(args.bursts)]
                  for side in order}  # fmt: skip
         print(f"  round {index + 1}/{args.rounds} {backend} batch {batch}: taking turns",
               file=sys.stderr, flush=True)  # fmt: skip
-        got = _burst_round(sides, order, args.bursts, f"round {where}", _timeout(args, seconds))
+        got, turn_seconds = _burst_round(
+            sides, order, args.bursts, f"round {where}", _timeout(args, seconds), seconds
+        )
         order = [f"{LABELS[side]} x{args.bursts}" for side in order]
     elif backend == "openvino" and args.bursts and CAN_FREEZE:
         sides = {side: [*py, *own[side], *common, "--bursts", str(args.bursts)]
@@ -945,17 +965,20 @@ def _round(
             sides, order, (exe, prep["onnx"], inputs, args.threads), seconds, args.bursts,
             f"round {where}", _timeout(args, seconds),
         )  # fmt: skip
+        turn_seconds = got["reference"]["turn_seconds"]
         order = [f"{LABELS[side]} x{turns}" for side in order]
     for side in [] if got else order:
         print(f"  round {index + 1}/{args.rounds} {backend} batch {batch}: {LABELS[side]}",
               file=sys.stderr, flush=True)  # fmt: skip
         if side == "reference" and backend == "openvino":
             got[side] = _run_benchmark_app(
-                exe, prep["onnx"], inputs, int(seconds), args.threads, f"benchmark_app {where}"
-            )
+                exe, prep["onnx"], inputs, int(seconds), args.threads, f"benchmark_app {where}",
+                _timeout(args, seconds),
+            )  # fmt: skip
         else:
             what = f"{'reference' if side == 'reference' else LABELS[side]} side {where}"
-            got[side] = _run_json([*py, *own[side], *common], what, _timeout(args, seconds))
+            cmd = [*py, *own[side], *common, "--bursts", "0"]
+            got[side] = _run_json(cmd, what, _timeout(args, seconds))
     for other in ("reference", "bare"):
         name = BARE_OV if other == "bare" else ""
         differs = other in got and _same_settings(backend, got["bench"], got[other], name)
@@ -970,6 +993,7 @@ def _round(
         "ratio": bench / reference,
         "bench_aa_us": again,
         "aa_ratio": bench / again,
+        "turn_seconds": turn_seconds,
         "processes": got,
     }
     if "bare" in got:
@@ -984,10 +1008,17 @@ def _round(
 
 
 def _burst_round(
-    sides: dict[str, list[str]], order: list[str], bursts: int, what: str, timeout: float
-) -> dict[str, dict]:
+    sides: dict[str, list[str]],
+    order: list[str],
+    bursts: int,
+    what: str,
+    timeout: float,
+    seconds: float | None = None,
+) -> tuple[dict[str, dict], float | None]:
     """Start every side of a round at once (fresh processes, each loaded and warmed), then
-    give them `bursts` turns each, the order rotating turn by turn; their results by side."""
+    give them `bursts` turns each, the order rotating turn by turn. Each turn lasts
+    `seconds / bursts`, or MIN_TURN_CALLS calls at the fastest side's warm-up pace if that
+    is longer (None: as the sides' own flags say). Their results by side, and the turn."""
     procs: dict[str, tuple] = {}
 
     def line_of(side: str) -> dict:
@@ -996,19 +1027,23 @@ def _burst_round(
     try:
         for side in order:
             procs[side] = _start_side(sides[side])
-        for side in order:
-            line_of(side)  # ready: loaded and warmed up
+        ready = [line_of(side) for side in order]  # loaded and warmed up
+        turn_seconds = None
+        if seconds is not None and all("warm_median_us" in line for line in ready):
+            fastest = min(line["warm_median_us"] for line in ready)
+            turn_seconds = max(seconds / bursts, MIN_TURN_CALLS * fastest / 1e6)
+        cue = "go" if turn_seconds is None else f"go {turn_seconds!r}"
         for turn in range(bursts):
             shift = turn % len(order)
             for side in order[shift:] + order[:shift]:
-                _cue(procs[side], "go")
+                _cue(procs[side], cue)
                 line_of(side)
         got = {}
         for side in order:
             _cue(procs[side], "end")
             got[side] = line_of(side)
             procs[side][0].wait(timeout=timeout)
-        return got
+        return got, turn_seconds
     finally:
         _end_sides(procs)
 
@@ -1026,17 +1061,39 @@ def _timeout(args: argparse.Namespace, seconds: float) -> float:
 LOCK_NAME = "bench-fidelity.lock"
 
 
+def _lock_path() -> str:
+    """The machine's lock: /tmp/bench-fidelity.lock whatever TMPDIR says (one machine, one
+    check), or $BENCH_FIDELITY_LOCK."""
+    import tempfile
+
+    folder = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    return os.environ.get("BENCH_FIDELITY_LOCK") or os.path.join(folder, LOCK_NAME)
+
+
 def _machine_lock() -> int | None:
-    """One fidelity check per machine: an exclusive flock in the temp folder, dropped by the
-    kernel when this process ends (however it ends). Two at once would slow each other and
-    neither's figures would hold. None where flock does not exist."""
+    """One fidelity check per machine: an exclusive flock, dropped by the kernel when this
+    process ends (however it ends). Two at once would slow each other and neither's figures
+    would hold. The file is opened without following a link, must be a regular file, and is
+    left writable by every user. None where flock does not exist."""
     try:
         import fcntl
     except ImportError:
         return None
-    import tempfile
+    import stat
 
-    fd = os.open(os.path.join(tempfile.gettempdir(), LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o666)
+    path = _lock_path()
+    flags = os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        try:
+            fd = os.open(path, os.O_RDWR | flags, 0o666)
+        except PermissionError:  # another user's lock: locking needs only reading
+            fd = os.open(path, os.O_RDONLY | flags)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError("not a regular file")
+    except OSError as exc:
+        raise Failure(f"cannot use the lock file {path} ({exc.strerror or exc}): remove it, or "
+                      "name another with BENCH_FIDELITY_LOCK") from None  # fmt: skip
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -1045,8 +1102,12 @@ def _machine_lock() -> int | None:
         raise Failure(f"another fidelity.py (pid {holder}) is measuring on this machine; two at "
                       "once slow each other and neither's figures would hold: wait for it "
                       "to end") from None  # fmt: skip
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    try:
+        os.fchmod(fd, 0o666)  # the next user may lock it too
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    except OSError:
+        pass  # not ours to write: the lock holds all the same
     return fd
 
 
@@ -1097,7 +1158,7 @@ def orchestrate(args: argparse.Namespace) -> int:
     }
     if not backends:
         _write_json(args.json, report)
-        return 0
+        return 1 if args.strict else 0
 
     with tempfile.TemporaryDirectory(prefix="fidelity-") as tmp:
         print(f"preparing: exporting {MODEL} (opset {OPSET}) ...", file=sys.stderr, flush=True)
@@ -1161,14 +1222,27 @@ def _print_report(report: dict) -> None:
           f"{', '.join(f'{b} {s:g}' for b, s in method['seconds'].items())}")  # fmt: skip
     print("method: every measurement in a fresh process; within a round bench and the "
           "reference run back to back, order alternating (ABBA);")  # fmt: skip
-    if method["bursts"]["ort-cpu"] and "ort-cpu" in method["seconds"]:
+
+    def turns(backend: str) -> str:
+        used = [row["turn_seconds"] for res in results if res["backend"] == backend
+                for row in res["rounds"] if row.get("turn_seconds")]  # fmt: skip
+        if not used:
+            return "?"
+        low, high = min(used), max(used)
+        return f"{low:.3g} s" if high - low < 1e-9 else f"{low:.3g}-{high:.3g} s"
+
+    ran = {res["backend"] for res in results}
+    if "ort-cpu" in ran and method["bursts"]["ort-cpu"]:
         print(f"        ort-cpu: the round's processes loaded at once, taking "
-              f"{method['bursts']['ort-cpu']} turns each (rotating order)")  # fmt: skip
-    if method["bursts"].get("openvino"):
-        turn = method["seconds"].get("openvino", 0) / method["bursts"]["openvino"]
+              f"{method['bursts']['ort-cpu']} turns each (rotating order) of {turns('ort-cpu')}"
+              )  # fmt: skip
+    if "openvino" in ran and method["bursts"].get("openvino"):
         print(f"        openvino: the bench processes loaded first; benchmark_app frozen "
-              f"(SIGSTOP) outside its turns of {turn:g} s, rotating with theirs, until its "
-              "-niter iterations are done")  # fmt: skip
+              f"(SIGSTOP) outside its turns of {turns('openvino')}, rotating with theirs, until "
+              "its -niter iterations are done")  # fmt: skip
+    for backend in sorted(ran):
+        if not (method["bursts"].get(backend) or 0):
+            print(f"        {backend}: every side one after another (--bursts 0)")
     print("        ratio = bench / reference, paired within a round; 95% CI: t-interval on the "
           f"log ratios, n - 1 df ({t_source})")  # fmt: skip
     print("        A/A = bench / bench (one more fresh bench process per round): the method's own "
@@ -1264,6 +1338,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (KeyboardInterrupt, Stopped) as exc:
         why = f"{exc}" if isinstance(exc, Stopped) else "SIGINT"
+        import signal
+
+        for name in ("SIGTERM", "SIGHUP", "SIGINT"):  # the message and exit, uninterrupted
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
         print(f"fidelity: stopped by {why}; every process it started is ended, nothing written",
               file=sys.stderr)  # fmt: skip
         return 130 if why == "SIGINT" else 143 if why == "SIGTERM" else 129

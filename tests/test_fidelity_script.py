@@ -91,20 +91,68 @@ def test_a_second_copy_on_the_same_machine_is_refused(tmp_path) -> None:
     import fcntl
     import os
 
-    fidelity = _module()
-    with open(tmp_path / fidelity.LOCK_NAME, "w") as held:
+    lock = tmp_path / "fidelity.lock"
+    with open(lock, "w") as held:
         held.write("4242")
         held.flush()
         fcntl.flock(held, fcntl.LOCK_EX)
         proc = subprocess.run(
             [sys.executable, str(SCRIPT), "--backends", "ort-cpu"], capture_output=True,
-            text=True, timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)},
+            text=True, timeout=120, env={**os.environ, "BENCH_FIDELITY_LOCK": str(lock)},
         )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         "fidelity: error: another fidelity.py (pid 4242) is measuring on this machine; two at "
         "once slow each other and neither's figures would hold: wait for it to end"
     )
+
+
+def test_the_lock_is_one_per_machine_whatever_tmpdir_says(monkeypatch, tmp_path) -> None:
+    fidelity = _module()
+    monkeypatch.delenv("BENCH_FIDELITY_LOCK", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert fidelity._lock_path() == "/tmp/" + fidelity.LOCK_NAME
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory", "fifo"])
+def test_a_lock_path_that_is_not_a_plain_file_is_refused_untouched(
+    monkeypatch, tmp_path, kind: str
+) -> None:
+    import os
+
+    fidelity = _module()
+    victim = tmp_path / "victim"
+    victim.write_text("DATA")
+    lock = tmp_path / "fidelity.lock"
+    {"symlink": lambda: lock.symlink_to(victim), "directory": lock.mkdir,
+     "fifo": lambda: os.mkfifo(lock)}[kind]()  # fmt: skip
+    monkeypatch.setenv("BENCH_FIDELITY_LOCK", str(lock))
+    with pytest.raises(fidelity.Failure) as info:
+        fidelity._machine_lock()
+    assert str(info.value).startswith(f"cannot use the lock file {lock} (")
+    assert str(info.value).endswith("remove it, or name another with BENCH_FIDELITY_LOCK")
+    assert victim.read_text() == "DATA"
+
+
+def test_strict_fails_when_a_backend_was_skipped(monkeypatch, tmp_path) -> None:
+    fidelity = _module()
+    monkeypatch.setenv("BENCH_FIDELITY_LOCK", str(tmp_path / "lock"))
+    monkeypatch.setattr(fidelity, "_find_benchmark_app", lambda given: (None, "not found"))
+    args = fidelity._parse_args(["--backends", "openvino", "--strict"])
+    assert fidelity.orchestrate(args) == 1
+    monkeypatch.setenv("BENCH_FIDELITY_LOCK", str(tmp_path / "lock2"))  # the first is held
+    args = fidelity._parse_args(["--backends", "openvino"])
+    assert fidelity.orchestrate(args) == 0
+
+
+def test_ort_turns_hold_at_least_fifty_calls_at_the_fastest_sides_pace() -> None:
+    fidelity = _module()
+    side = [sys.executable, "-c", FAKE_SIDE]  # warm-up median 1000 µs
+    got, turn = fidelity._burst_round(
+        {"a": side, "b": side}, ["a", "b"], 2, "round (x)", timeout=60, seconds=0.002
+    )
+    assert turn == pytest.approx(0.05)  # not 0.002 / 2
+    assert got["a"]["samples"] == got["b"]["samples"] == 2
 
 
 def test_figures_survive_a_json_path_that_fails_at_the_end(tmp_path) -> None:
@@ -389,6 +437,17 @@ def test_a_frozen_benchmark_app_dies_with_its_orchestrator(tmp_path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@needs_freezing
+def test_a_benchmark_app_run_one_after_another_has_a_time_limit(tmp_path, capsys) -> None:
+    fidelity = _module()
+    exe, pid_file, _ = _fake_app(tmp_path, "hang")
+    with pytest.raises(fidelity.Failure) as info:
+        fidelity._run_benchmark_app(exe, "m.onnx", {"x": {"shape": [1]}}, 1, None, "r", 2)
+    assert str(info.value) == "r timed out after 2 s"
+    assert not _alive(int(pid_file.read_text()))
+    assert "First inference took" in capsys.readouterr().err
 
 
 @needs_freezing
