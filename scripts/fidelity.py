@@ -639,6 +639,16 @@ def _cue(started: tuple, word: str) -> None:
         stdin.flush()
 
 
+def _end_results(procs: dict, order: list[str], line_of, timeout: float) -> dict[str, dict]:
+    """Tell each side to report, in order; their results by side, each process waited for."""
+    got = {}
+    for side in order:
+        _cue(procs[side], "end")
+        got[side] = line_of(side)
+        procs[side][0].wait(timeout=timeout)
+    return got
+
+
 def _end_sides(procs: dict) -> None:
     """Kill whichever side is still running and close their stderr files."""
     for proc, err in procs.values():
@@ -782,10 +792,7 @@ def _frozen_turn_round(
                 f"{'?' if shift is None else f'{shift:.0%}'} of its distribution (at most "
                 f"{MAX_QUANTILE_SHIFT:.0%} is used): give more --seconds or fewer --bursts"
             )
-        for side in procs:
-            _cue(procs[side], "end")
-            got[side] = line_of(side)
-            procs[side][0].wait(timeout=timeout)
+        got.update(_end_results(procs, list(procs), line_of, timeout))
         return got, turns
     finally:
         if app is not None:  # its group too, should it have left a child behind
@@ -1038,12 +1045,7 @@ def _burst_round(
             for side in order[shift:] + order[:shift]:
                 _cue(procs[side], cue)
                 line_of(side)
-        got = {}
-        for side in order:
-            _cue(procs[side], "end")
-            got[side] = line_of(side)
-            procs[side][0].wait(timeout=timeout)
-        return got, turn_seconds
+        return _end_results(procs, order, line_of, timeout), turn_seconds
     finally:
         _end_sides(procs)
 

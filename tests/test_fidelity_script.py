@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,10 +24,16 @@ def _module():
     return module
 
 
+#: The script allows one copy per machine; the tests' copies use a lock of their own, so that
+#: they neither wait for nor stop a real check running on the same machine.
+TEST_LOCK = Path(tempfile.gettempdir()) / f"bench-fidelity-test-{os.getpid()}.lock"
+
+
 def _script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout
-    )
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "BENCH_FIDELITY_LOCK": str(TEST_LOCK)},
+    )  # fmt: skip
 
 
 @pytest.mark.slow
@@ -89,7 +97,6 @@ def test_a_benchmark_app_given_that_cannot_run_is_refused(tmp_path, kind: str) -
 
 def test_a_second_copy_on_the_same_machine_is_refused(tmp_path) -> None:
     import fcntl
-    import os
 
     lock = tmp_path / "fidelity.lock"
     with open(lock, "w") as held:
@@ -118,8 +125,6 @@ def test_the_lock_is_one_per_machine_whatever_tmpdir_says(monkeypatch, tmp_path)
 def test_a_lock_path_that_is_not_a_plain_file_is_refused_untouched(
     monkeypatch, tmp_path, kind: str
 ) -> None:
-    import os
-
     fidelity = _module()
     victim = tmp_path / "victim"
     victim.write_text("DATA")
@@ -409,23 +414,32 @@ def test_a_round_whose_freezes_could_move_benchmark_apps_median_fails(tmp_path) 
     assert not _alive(int(pid_file.read_text()))
 
 
+DRIVER_CALLS = {
+    # taking turns: frozen most of the time
+    "frozen": "side = [sys.executable, '-c', FAKE_SIDE]\n"
+    "f._frozen_turn_round({'bench': side}, ['bench', 'reference'],\n"
+    "    (EXE, 'm.onnx', {'x': {'shape': [1]}}, None), 1.0, 1, 'r', timeout=60)\n",
+    # one after another: -t given, the fake loops for ever
+    "sequential": "f._run_benchmark_app(EXE, 'm.onnx', {'x': {'shape': [1]}}, 1, None, 'r')\n",
+}
+
+
 @needs_freezing
-def test_a_frozen_benchmark_app_dies_with_its_orchestrator(tmp_path) -> None:
+@pytest.mark.parametrize("mode", sorted(DRIVER_CALLS))
+def test_benchmark_app_dies_with_its_orchestrator(tmp_path, mode: str) -> None:
     exe, pid_file, _ = _fake_app(tmp_path, "hang")
     driver = (
         f"import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('f', {str(SCRIPT)!r})\n"
         f"f = importlib.util.module_from_spec(spec); spec.loader.exec_module(f)\n"
-        f"side = [sys.executable, '-c', {FAKE_SIDE!r}]\n"
-        f"f._frozen_turn_round({{'bench': side}}, ['bench', 'reference'],\n"
-        f"    ({exe!r}, 'm.onnx', {{'x': {{'shape': [1]}}}}, None), 1.0, 1, 'r', timeout=60)\n"
+        f"EXE, FAKE_SIDE = {exe!r}, {FAKE_SIDE!r}\n" + DRIVER_CALLS[mode]
     )
     proc = subprocess.Popen([sys.executable, "-c", driver])
     try:
         deadline = time.monotonic() + 60
         while not pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(1.0)  # into its turns: frozen or running
+        time.sleep(1.0)  # into its measurement: frozen or running
         app_pid = int(pid_file.read_text())
         assert _alive(app_pid)
         proc.kill()  # SIGKILL: no finally block runs
@@ -448,34 +462,6 @@ def test_a_benchmark_app_run_one_after_another_has_a_time_limit(tmp_path, capsys
     assert str(info.value) == "r timed out after 2 s"
     assert not _alive(int(pid_file.read_text()))
     assert "First inference took" in capsys.readouterr().err
-
-
-@needs_freezing
-def test_a_benchmark_app_run_one_after_another_dies_with_its_orchestrator(tmp_path) -> None:
-    exe, pid_file, _ = _fake_app(tmp_path, "hang")  # -t given: it loops for ever
-    driver = (
-        f"import importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('f', {str(SCRIPT)!r})\n"
-        f"f = importlib.util.module_from_spec(spec); spec.loader.exec_module(f)\n"
-        f"f._run_benchmark_app({exe!r}, 'm.onnx', {{'x': {{'shape': [1]}}}}, 1, None, 'r')\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", driver])
-    try:
-        deadline = time.monotonic() + 60
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
-        app_pid = int(pid_file.read_text())
-        assert _alive(app_pid)
-        proc.kill()
-        proc.wait()
-        deadline = time.monotonic() + 10
-        while _alive(app_pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(app_pid)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 @pytest.mark.slow
