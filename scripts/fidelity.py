@@ -459,9 +459,25 @@ def _benchmark_app_cmd(
     return [*cmd, "-load_config", fh.name], fh.name
 
 
-def _child_env() -> dict[str, str]:
-    """benchmark_app is a Python program: unbuffered, its steps arrive as it reaches them."""
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _start_benchmark_app(cmd: list[str]):
+    """benchmark_app started in a process group of its own (frozen, resumed and killed as
+    one), dying with this script, its output merged and unbuffered (it is a Python program:
+    its steps arrive as it reaches them)."""
+    import subprocess
+
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )  # fmt: skip
+
+
+def _turn_seconds(seconds: float, bursts: int, warm_medians_us: list[float]) -> float:
+    """A turn: `seconds / bursts`, but at least MIN_TURN_CALLS calls at the fastest side's
+    warm-up pace (a warm-up in a slow phase reads high). Each freeze of benchmark_app can
+    stretch one of its latencies, so few calls a turn would move its median; longer turns
+    interleave less."""
+    return max(seconds / bursts, MIN_TURN_CALLS * min(warm_medians_us) / 1e6)
 
 
 def _die_with_parent() -> None:
@@ -507,7 +523,6 @@ def _run_benchmark_app(
     """benchmark_app as a user runs it; the libraries it maps are read once before it times.
     Killed, with its process group, after `timeout` seconds."""
     import signal
-    import subprocess
     import threading
 
     cmd, config_file = _benchmark_app_cmd(exe, onnx, inputs, ["-t", str(seconds)], threads)
@@ -516,10 +531,7 @@ def _run_benchmark_app(
     proc = None
     expired = threading.Event()
     try:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-            env=_child_env(), preexec_fn=_die_with_parent, start_new_session=True,
-        )  # fmt: skip
+        proc = _start_benchmark_app(cmd)
 
         def expire() -> None:
             expired.set()
@@ -698,9 +710,7 @@ def _frozen_turn_round(
         niter = max(100, math.ceil(seconds * 1e6 / max(min(warm), 1e-3)))
         exe, onnx, inputs, threads = bench_app
         cmd, config_file = _benchmark_app_cmd(exe, onnx, inputs, ["-niter", str(niter)], threads)
-        app = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               bufsize=1, env=_child_env(), start_new_session=True,
-                               preexec_fn=_die_with_parent)  # fmt: skip
+        app = _start_benchmark_app(cmd)
         lines: list[str] = []
         arrived: queue.Queue[str | None] = queue.Queue()
         state: dict = {"loaded": None, "ended": False}
@@ -748,10 +758,7 @@ def _frozen_turn_round(
         if not take("First inference took", timeout):
             raise app_failed(f"did not start timing within {timeout:.0f} s")
         _signal_group(app.pid, signal.SIGSTOP)
-        # A turn holds at least MIN_TURN_CALLS calls (at the fastest side's warm-up pace; a
-        # warm-up in a slow phase reads high): each freeze can stretch one of benchmark_app's
-        # latencies, so its median stays near where it was. Longer turns interleave less.
-        turn_seconds = max(seconds / bursts, MIN_TURN_CALLS * min(warm) / 1e6)
+        turn_seconds = _turn_seconds(seconds, bursts, warm)
         turns = freezes = 0
         done = False
         max_turns = 50 * bursts
@@ -1037,8 +1044,9 @@ def _burst_round(
         ready = [line_of(side) for side in order]  # loaded and warmed up
         turn_seconds = None
         if seconds is not None and all("warm_median_us" in line for line in ready):
-            fastest = min(line["warm_median_us"] for line in ready)
-            turn_seconds = max(seconds / bursts, MIN_TURN_CALLS * fastest / 1e6)
+            turn_seconds = _turn_seconds(
+                seconds, bursts, [line["warm_median_us"] for line in ready]
+            )
         cue = "go" if turn_seconds is None else f"go {turn_seconds!r}"
         for turn in range(bursts):
             shift = turn % len(order)
